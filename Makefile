@@ -1,0 +1,42 @@
+# Set-up and checks. `make demo` and `make test` work on a fresh clone: they create .venv,
+# install torch==2.13.0 first (a CPU wheel; any other torch request would pull a CUDA build),
+# then the project with its dev extras. Re-running is a no-op while pyproject.toml is unchanged.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kosum-installed
+TORCH_SPEC ?= torch==2.13.0
+# CI runs the slow tests too (they fit in its time budget); locally `make test` stays fast.
+PYTEST_MARKERS ?= $(if $(CI),,not slow)
+DEMO_OUT ?= outputs/demo
+
+.PHONY: install demo test test-all lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(PY) scripts/demo.py --out $(DEMO_OUT) $(DEMO_ARGS)
+
+test: install
+	$(PY) -m pytest -m "$(PYTEST_MARKERS)" $(PYTEST_ARGS)
+
+test-all: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff format --check src tests scripts
+
+format: install
+	$(PY) -m ruff format src tests scripts
+	$(PY) -m ruff check --fix src tests scripts
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,90 @@
+"""`kosum-eval`: the training run's evaluation on a saved run/adapter and a data set, no training.
+
+    kosum-eval run=outputs/train/runs/<time>
+    kosum-eval run=<dir> data=table data.path=test.csv generation=seed
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from kosum.config import config_dir, register_resolvers
+from kosum.models.trained import load_trained
+from kosum.training.module import SummarizationModule
+from kosum.training.pipeline import build_datamodule, write_predictions
+from kosum.training.run_record import git_commit, library_versions, record_failures, write_results
+
+register_resolvers()
+OVERRIDABLE = ("data", "prompt", "generation")
+
+
+def evaluation_config(cfg: DictConfig) -> DictConfig:
+    """`cfg` with data/prompt/generation taken from the trained run unless chosen here."""
+    run = Path(cfg.run)
+    trained_config = run / "resolved_config.yaml"
+    merged = OmegaConf.to_container(cfg, resolve=True)
+    if trained_config.exists():
+        trained = OmegaConf.load(trained_config)
+        for key in OVERRIDABLE:
+            if merged.get(key) is None:
+                merged[key] = OmegaConf.to_container(trained[key])
+    missing = [key for key in OVERRIDABLE if merged.get(key) is None]
+    if missing:
+        raise ValueError(
+            f"{run} has no resolved_config.yaml to take {missing} from: choose them on the "
+            f"command line, e.g. data=table data.path=test.csv prompt=none generation=greedy"
+        )
+    return OmegaConf.create(merged)
+
+
+def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
+    started = time.perf_counter()
+    cfg = evaluation_config(cfg)
+    if cfg.split not in ("val", "test"):
+        raise ValueError(f"split={cfg.split!r}: choose val or test")
+    L.seed_everything(cfg.seed, workers=True)
+    model, tokenizer = load_trained(cfg.run, cfg.base_model)
+    datamodule = build_datamodule(cfg)
+    datamodule.set_tokenizer(tokenizer)
+    datamodule.setup()
+    module = SummarizationModule(
+        model, tokenizer, optimizer=None, scheduler=None, generation=instantiate(cfg.generation)
+    )
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    if cfg.split == "test":
+        trainer.test(module, datamodule=datamodule)
+    else:
+        trainer.validate(module, datamodule=datamodule)
+    out_dir = Path(cfg.paths.output_dir)
+    write_predictions(out_dir, module, datamodule, cfg.split)
+    record = {
+        "status": "completed",
+        "evaluated_run": str(Path(cfg.run).resolve()),
+        "split": cfg.split,
+        "seed": cfg.seed,
+        "metrics": module.last_eval_metrics[cfg.split],
+        "wall_time_s": time.perf_counter() - started,
+        "data": datamodule.data_summary,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_results(out_dir, record)
+    return record
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+@record_failures
+def main(cfg: DictConfig) -> Any:
+    return run_evaluation(cfg)["metrics"].get("rougeL")
+
+
+if __name__ == "__main__":
+    main()

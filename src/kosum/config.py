@@ -1,0 +1,42 @@
+"""Where kosum's Hydra configs live, and the OmegaConf resolvers they use.
+
+Configs are the repository's top-level `conf/` folder (an editable install, the supported way);
+`KOSUM_CONFIG_DIR` points elsewhere for a custom tree.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def config_dir() -> str:
+    override = os.environ.get("KOSUM_CONFIG_DIR")
+    candidate = Path(override) if override else Path(__file__).resolve().parents[2] / "conf"
+    if not (candidate / "train.yaml").exists():
+        raise FileNotFoundError(
+            f"kosum's Hydra configs were not found at {candidate}. Install kosum from a checkout "
+            "with `pip install -e .` (see README) or set KOSUM_CONFIG_DIR to a conf/ folder."
+        )
+    return str(candidate)
+
+
+def wandb_offline() -> bool:
+    """W&B goes offline unless it has credentials and WANDB_MODE does not say otherwise."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in {"offline", "disabled", "dryrun"}:
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return True
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("kosum.wandb_offline"):
+        OmegaConf.register_new_resolver("kosum.wandb_offline", wandb_offline)

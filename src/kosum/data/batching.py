@@ -1,0 +1,109 @@
+"""Batches without wasted padding: dynamic padding and length-grouped batch order.
+
+Padding to the seed's fixed 1024/128 left ~45% of source and ~76% of label positions as padding
+on news data (docs/performance.md); padding each batch to its own longest member, and putting
+documents of similar length together, removes most of it. `pad_to_max_length=True` restores the
+seed's fixed padding for comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+LABEL_PAD = -100  # ignored by the cross-entropy loss
+
+
+class Seq2SeqCollator:
+    """Pad `input_ids` with the pad id and `labels` with -100, to the batch max or a fixed size."""
+
+    def __init__(
+        self,
+        pad_token_id: int,
+        fixed_source_length: int | None = None,
+        fixed_target_length: int | None = None,
+    ) -> None:
+        self.pad_token_id = pad_token_id
+        self.fixed_source_length = fixed_source_length
+        self.fixed_target_length = fixed_target_length
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        input_ids = _pad([r["input_ids"] for r in rows], self.pad_token_id, self.fixed_source_length)
+        batch: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": (input_ids != self.pad_token_id).long(),
+            "index": torch.tensor([r["index"] for r in rows], dtype=torch.long),
+        }
+        if all(len(r["labels"]) > 0 for r in rows):
+            batch["labels"] = _pad([r["labels"] for r in rows], LABEL_PAD, self.fixed_target_length)
+        return batch
+
+
+def _pad(sequences: Sequence[Sequence[int]], value: int, fixed: int | None) -> torch.Tensor:
+    width = fixed or max(len(s) for s in sequences)
+    out = torch.full((len(sequences), width), value, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        out[row, : len(sequence)] = torch.as_tensor(sequence[:width], dtype=torch.long)
+    return out
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length examples.
+
+    Training (`shuffle=True`): each epoch shuffles with `seed + epoch`, cuts the order into
+    windows of `batch_size * window_batches`, sorts each window by length, cuts it into batches
+    and shuffles the batches; the order is a pure function of (seed, epoch), so a resumed run
+    sees the same batches. Evaluation (`shuffle=False`): longest first, so generation pads little
+    and a too-large batch fails at once rather than at the end.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        window_batches: int = 50,
+        group_by_length: bool = True,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.window = batch_size * window_batches
+        self.group_by_length = group_by_length
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            if not self.group_by_length:
+                return np.arange(len(self.lengths))
+            return np.argsort(-self.lengths, kind="stable")
+        rng = np.random.default_rng(self.seed + self.epoch)
+        order = rng.permutation(len(self.lengths))
+        if not self.group_by_length:
+            return order
+        windows = [order[i : i + self.window] for i in range(0, len(order), self.window)]
+        return np.concatenate(
+            [w[np.argsort(-self.lengths[w], kind="stable")] for w in windows]
+        )
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = self._order()
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        if self.shuffle and self.group_by_length:
+            rng = np.random.default_rng(self.seed + self.epoch + 1_000_003)
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size

@@ -1,0 +1,62 @@
+"""`data=synthetic`: the project's synthetic AI-Hub-format corpus, generated on first use.
+
+The corpus is written once into the cache (keyed by its generator options) and then read by the
+real AI-Hub loader, so tests and the demo exercise the same parsing path as real data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from kosum.data.aihub import AihubSource
+from kosum.data.example import LoadResult
+from kosum.data.synthetic import generate_corpus
+
+
+class SyntheticSource:
+    def __init__(
+        self,
+        categories: list[str],
+        docs_per_category: int,
+        corpus_seed: int = 0,
+        summary_field: str = "summary1",
+        max_docs: int | None = None,
+        cache_dir: str | Path = ".cache/kosum",
+    ) -> None:
+        self.options = {
+            "categories": list(categories),
+            "docs_per_category": docs_per_category,
+            "seed": corpus_seed,
+        }
+        key = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:16]
+        self.corpus_dir = Path(cache_dir) / "synthetic" / key
+        self.reader = AihubSource(
+            str(self.corpus_dir), categories=list(categories), summary_field=summary_field,
+            max_docs=max_docs,
+        )
+
+    def _ensure_corpus(self) -> None:
+        if self.corpus_dir.exists():
+            return
+        self.corpus_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{self.corpus_dir.name}-", dir=self.corpus_dir.parent))
+        generate_corpus(staging, **self.options)
+        try:
+            staging.rename(self.corpus_dir)
+        except OSError:  # generated concurrently by another process
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def fingerprint(self) -> str:
+        self._ensure_corpus()
+        return self.reader.fingerprint()
+
+    def load(self) -> LoadResult:
+        self._ensure_corpus()
+        return self.reader.load()
+
+    def __repr__(self) -> str:
+        return f"SyntheticSource({self.options})"

@@ -1,0 +1,110 @@
+"""Load the base seq2seq model and its tokenizer exactly as a user with a hub cache would.
+
+A `model=` config names either a pretrained checkpoint (`name_or_path`: a hub id such as
+`lcw99/t5-large-korean-text-summary`, resolved from the local hub cache, or a local folder) or a
+random-init architecture (`init_config`, used by `tiny_t5` in tests and the offline demo, with a
+byte-level BPE tokenizer trained on the run's own training texts).
+
+Security: `trust_remote_code` is off unless the config turns it on; weights come from
+`model.safetensors` when the checkpoint has it, and transformers reads a `pytorch_model.bin`
+with weights-only unpickling otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    T5Config,
+    T5ForConditionalGeneration,
+)
+
+from kosum.models.tokenizer_training import cached_bpe_tokenizer
+
+
+@dataclass
+class ModelSpec:
+    """What `conf/model/*.yaml` describes (built with `_target_`).
+
+    Exactly one of `name_or_path` (pretrained) and `init_config` (random init) is set.
+    `tokenizer_vocab_size` applies to random-init models only (their tokenizer is trained).
+    """
+
+    name_or_path: str | None = None
+    init_config: dict[str, Any] | None = None
+    tokenizer_name_or_path: str | None = None
+    tokenizer_vocab_size: int = 4000
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.name_or_path is None) == (self.init_config is None):
+            raise ValueError(
+                "model config: set exactly one of model.name_or_path (pretrained checkpoint) "
+                f"and model.init_config (random init); got name_or_path={self.name_or_path!r}, "
+                f"init_config={'set' if self.init_config else None}"
+            )
+
+    @property
+    def is_random_init(self) -> bool:
+        return self.init_config is not None
+
+
+def load_tokenizer(
+    spec: ModelSpec,
+    training_texts: Callable[[], list[str]],
+    corpus_key: str,
+    cache_dir: str | Path,
+) -> PreTrainedTokenizerBase:
+    """The tokenizer for `spec`; a random-init model's is trained on `training_texts` (cached
+    under `corpus_key`, so the texts are only produced on the first run)."""
+    if spec.is_random_init and spec.tokenizer_name_or_path is None:
+        return cached_bpe_tokenizer(
+            training_texts, spec.tokenizer_vocab_size, corpus_key, cache_dir
+        )
+    source = spec.tokenizer_name_or_path or spec.name_or_path
+    try:
+        return AutoTokenizer.from_pretrained(
+            source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+    except OSError as error:
+        raise OSError(_not_found_message("tokenizer", source)) from error
+
+
+def load_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    """Build or load the base model; random-init models take their vocabulary from `tokenizer`."""
+    if spec.is_random_init:
+        config = T5Config(
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            decoder_start_token_id=tokenizer.pad_token_id,
+            **dict(spec.init_config or {}),
+        )
+        return T5ForConditionalGeneration(config)
+    try:
+        return AutoModelForSeq2SeqLM.from_pretrained(
+            spec.name_or_path,
+            revision=spec.revision,
+            trust_remote_code=spec.trust_remote_code,
+            dtype=torch.float32,
+        )
+    except OSError as error:
+        raise OSError(_not_found_message("model", spec.name_or_path)) from error
+
+
+def _not_found_message(what: str, source: str | None) -> str:
+    return (
+        f"could not load the {what} {source!r}: it is neither a local folder nor in the hub "
+        "cache (HF_HOME / HF_HUB_CACHE), and this machine may have no network. Download it once "
+        "with `huggingface-cli download <id>` on a machine with network, or point "
+        "model.name_or_path at a local copy."
+    )

