@@ -34,14 +34,17 @@ class SyntheticSource:
         }
         key = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:16]
         self.corpus_dir = Path(cache_dir) / "synthetic" / key
-        self.reader = AihubSource(
-            str(self.corpus_dir), categories=list(categories), summary_field=summary_field,
-            max_docs=max_docs,
-        )
+        self.reader_options = {
+            "categories": list(categories), "summary_field": summary_field, "max_docs": max_docs
+        }
 
-    def _ensure_corpus(self) -> None:
-        if self.corpus_dir.exists():
-            return
+    def _reader(self) -> AihubSource:
+        """The AI-Hub loader over the corpus, generating the corpus first if needed."""
+        if not self.corpus_dir.exists():
+            self._generate()
+        return AihubSource(str(self.corpus_dir), **self.reader_options)
+
+    def _generate(self) -> None:
         self.corpus_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{self.corpus_dir.name}-", dir=self.corpus_dir.parent))
         generate_corpus(staging, **self.options)
@@ -51,12 +54,10 @@ class SyntheticSource:
             shutil.rmtree(staging, ignore_errors=True)
 
     def fingerprint(self) -> str:
-        self._ensure_corpus()
-        return self.reader.fingerprint()
+        return self._reader().fingerprint()
 
     def load(self) -> LoadResult:
-        self._ensure_corpus()
-        return self.reader.load()
+        return self._reader().load()
 
     def __repr__(self) -> str:
         return f"SyntheticSource({self.options})"

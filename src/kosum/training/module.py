@@ -38,6 +38,8 @@ class EvalOutputs:
 
     indices: list[int]
     predictions: list[str]
+    loss_sum: float = 0.0
+    loss_batches: int = 0
 
     def sorted_by_index(self) -> tuple[list[int], list[str]]:
         pairs = sorted(zip(self.indices, self.predictions, strict=True))
@@ -110,14 +112,15 @@ class SummarizationModule(L.LightningModule):
         return [self.generation.postprocess(text) for text in texts]
 
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+        outputs = self.eval_outputs.setdefault(split, EvalOutputs([], []))
         if "labels" in batch:
             loss = self.model(
                 input_ids=batch["input_ids"],
                 attention_mask=batch["attention_mask"],
                 labels=batch["labels"],
             ).loss
-            self.log(f"{split}/loss", loss, batch_size=len(batch["input_ids"]))
-        outputs = self.eval_outputs.setdefault(split, EvalOutputs([], []))
+            outputs.loss_sum += float(loss)
+            outputs.loss_batches += 1
         outputs.indices.extend(batch["index"].tolist())
         outputs.predictions.extend(self.generate_batch(batch))
 
@@ -149,5 +152,7 @@ class SummarizationModule(L.LightningModule):
         metrics = compute_rouge(predictions, references)
         gen_len = sum(len(self.tokenizer.tokenize(p)) for p in predictions) / max(len(predictions), 1)
         self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
+        if outputs.loss_batches:
+            self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_batches
         for key, value in self.last_eval_metrics[split].items():
             self.log(f"{split}/{key}", float(value), prog_bar=key == "rougeL")

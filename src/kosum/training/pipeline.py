@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def build_datamodule(cfg: DictConfig) -> SummarizationDataModule:
-    return instantiate(
-        cfg.data.loader, source=instantiate(cfg.data.source), prompt=PromptTemplate(**cfg.prompt)
-    )
+    # Built as a partial: instantiate() would turn the prompt object into a config node.
+    make_datamodule = instantiate(cfg.data.loader, _partial_=True)
+    return make_datamodule(source=instantiate(cfg.data.source), prompt=PromptTemplate(**cfg.prompt))
 
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:

@@ -1,0 +1,276 @@
+"""AihubSource: the real samples, corrupted copies of them, and synthetic multi-category fixtures
+(folders, zips with CP949 member names, nested layouts, official split folders)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kosum.data.aihub import CATEGORIES, SETS, AihubSource, NoDocumentsError
+from kosum.data.normalize import normalize_text
+from kosum.data.synthetic import generate_corpus
+
+
+@pytest.fixture(scope="module")
+def samples(shared_data: Path) -> Path:
+    return shared_data / "aihub582_sample" / "2~3sent"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic folders: both sets, ten categories, six passages each, Training/Validation."""
+    out = tmp_path_factory.mktemp("folders")
+    return generate_corpus(out, docs_per_category=6, sets=SETS, validation_fraction=0.3)
+
+
+@pytest.fixture(scope="module")
+def zipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same corpus as `corpus`, as one zip per set with CP949 member names."""
+    out = tmp_path_factory.mktemp("zips")
+    return generate_corpus(
+        out, docs_per_category=6, sets=SETS, validation_fraction=0.3, zip_output=True
+    )
+
+
+def _document(template: dict, number: int, category: str = "news_r") -> dict:
+    """A copy of a real document under new ids (so it is not a duplicate of the original)."""
+    doc = json.loads(json.dumps(template))
+    doc_id = f"REPORT-{category}-{number:05d}"
+    doc["Meta(Acqusition)"]["doc_id"] = doc_id
+    doc["Meta(Acqusition)"]["doc_type"] = category
+    doc["Meta(Refine)"]["passage_id"] = f"{doc_id}-00001"
+    return doc
+
+
+def _write(path: Path, doc: dict) -> bytes:
+    data = json.dumps(doc, ensure_ascii=False, indent="\t").encode()
+    path.write_bytes(data)
+    return data
+
+
+def test_real_samples_load_completely_with_ids_sets_and_doc_groups(samples: Path):
+    result = AihubSource(samples).load()
+    assert len(result.examples) == 350 and result.skipped == []
+    assert sorted(e.id for e in result.examples) == sorted(p.stem for p in samples.glob("*.json"))
+    assert {e.category for e in result.examples} == {"news_r"}
+    assert set(result.sets.values()) == {"2~3sent"}
+    assert {e.split for e in result.examples} == {None}  # no Training/Validation in the path
+    passages_per_doc = Counter(e.doc_id for e in result.examples)
+    assert passages_per_doc["REPORT-news_r-04479"] == 2
+    assert all(e.id.startswith(e.doc_id + "-") for e in result.examples)
+
+
+def test_normalisation_reproduces_the_competition_csv_on_all_samples(samples: Path):
+    with open(samples.parents[1] / "competition_sample.csv", encoding="utf-8", newline="") as f:
+        expected = {row["id"]: (row["text"], row["summary"]) for row in csv.DictReader(f)}
+    raw = {}
+    for path in samples.glob("*.json"):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        passage, summary = doc["Meta(Refine)"]["passage"], doc["Annotation"]["summary1"]
+        raw[doc["Meta(Refine)"]["passage_id"]] = (normalize_text(passage), normalize_text(summary))
+    assert len(expected) == 350
+    assert raw == expected
+    loaded = {e.id: (e.text, e.summary) for e in AihubSource(samples).load().examples}
+    assert loaded == expected
+
+
+def test_corrupted_files_are_skipped_with_path_and_reason_and_good_ones_kept(
+    samples: Path, tmp_path: Path
+):
+    folder = tmp_path / "2~3sent" / "Validation"
+    shutil.copytree(samples, folder)
+    template = json.loads((samples / "REPORT-news_r-00003-00001.json").read_text("utf-8"))
+    good = _write(folder / "REPORT-news_r-90000-00001.json", _document(template, 90000))
+    (folder / "REPORT-news_r-90001-00001.json").write_bytes(good[: len(good) // 2])
+    text = json.dumps(_document(template, 90002), ensure_ascii=False)
+    (folder / "REPORT-news_r-90002-00001.json").write_bytes(text.encode("cp949", "replace"))
+    (folder / "REPORT-news_r-90003-00001.json").write_bytes('{"a": "café"}'.encode("latin-1"))
+    with_bom = json.dumps(_document(template, 90004), ensure_ascii=False)
+    (folder / "REPORT-news_r-90004-00001.json").write_bytes(b"\xef\xbb\xbf" + with_bom.encode())
+    no_annotation = _document(template, 90005)
+    del no_annotation["Annotation"]
+    _write(folder / "REPORT-news_r-90005-00001.json", no_annotation)
+    null_summary = _document(template, 90006)
+    null_summary["Annotation"]["summary1"] = None
+    _write(folder / "REPORT-news_r-90006-00001.json", null_summary)
+    empty_passage = _document(template, 90007)
+    empty_passage["Meta(Refine)"]["passage"] = " \n  \u200b "
+    _write(folder / "REPORT-news_r-90007-00001.json", empty_passage)
+    _write(folder / "REPORT-blog-90008-00001.json", _document(template, 90008, "blog"))
+
+    result = AihubSource(tmp_path).load()
+
+    reasons = {Path(s.path).name.split("-")[2]: s.reason for s in result.skipped}
+    assert len(result.skipped) == 7 and all(s.path.startswith(str(folder)) for s in result.skipped)
+    assert "invalid JSON" in reasons["90001"]
+    assert "not UTF-8" in reasons["90002"] and "not UTF-8" in reasons["90003"]
+    assert "Annotation" in reasons["90005"]
+    assert "summary1" in reasons["90006"]
+    assert "empty passage" in reasons["90007"]
+    assert "unknown category 'blog'" in reasons["90008"]
+    ids = {e.id for e in result.examples}
+    assert len(result.examples) == 350 + 2  # every original, plus the good copy and the BOM one
+    assert {"REPORT-news_r-90000-00001", "REPORT-news_r-90004-00001"} <= ids
+    assert {e.split for e in result.examples} == {"val"}
+
+
+def test_zips_give_exactly_the_folder_corpus(corpus: Path, zipped: Path):
+    from_folders = AihubSource(corpus).load()
+    from_zips = AihubSource(zipped).load()
+    assert from_zips.examples == from_folders.examples
+    assert from_zips.sets == from_folders.sets
+    assert from_zips.skipped == []
+    assert from_zips.by_category() == {c: 12 for c in sorted(CATEGORIES)}
+    assert from_zips.by_set() == {"20per": 60, "2~3sent": 60}
+    assert {e.split for e in from_zips.examples} == {"train", "val"}
+
+
+def test_zip_member_names_are_decoded_from_cp949(corpus: Path, zipped: Path):
+    # Loading the folders first makes every zip member a duplicate: skip records show its name.
+    result = AihubSource([corpus, zipped]).load()
+    assert len(result.skipped) == len(result.examples) == 120
+    news = [s.path for s in result.skipped if "REPORT-news_r-" in s.path]
+    assert news and all("/Training/신문기사/" in p or "/Validation/신문기사/" in p for p in news)
+    assert all(".zip!/" in s.path and "duplicate id" in s.reason for s in result.skipped)
+
+
+def test_nested_layouts_and_split_folder_names(samples: Path, zipped: Path, tmp_path: Path):
+    template = json.loads((samples / "REPORT-news_r-00003-00001.json").read_text("utf-8"))
+    layouts = {
+        "1.Training/2~3sent": "train",
+        "train": "train",
+        "TL_news_r": "train",
+        "2.Validation/news": "val",
+        "valid": "val",
+        "검증데이터": "val",
+        "other/deeper": None,
+    }
+    root = tmp_path / "data"
+    for number, folder in enumerate(layouts, start=80000):
+        (root / folder).mkdir(parents=True)
+        _write(root / folder / f"REPORT-news_r-{number}-00001.json", _document(template, number))
+    (root / "deep" / "er").mkdir(parents=True)
+    shutil.copy(zipped / "20per.zip", root / "deep" / "er" / "archive.zip")
+
+    result = AihubSource(root).load()
+
+    loose = {e.id: e.split for e in result.examples if e.id.startswith("REPORT-news_r-8")}
+    assert loose == {
+        f"REPORT-news_r-{number}-00001": split
+        for number, split in enumerate(layouts.values(), start=80000)
+    }
+    assert result.by_set() == {"20per": 60, "2~3sent": 1, "unknown": 6}  # the zip's members
+    # name their set folder; of the loose files only "1.Training/2~3sent" does.
+
+
+def test_folders_above_the_root_do_not_set_the_split(samples: Path, tmp_path: Path):
+    root = tmp_path / "Validation" / "corpus"
+    root.mkdir(parents=True)
+    shutil.copy(samples / "REPORT-news_r-00003-00001.json", root)
+    assert [e.split for e in AihubSource(root).load().examples] == [None]
+    assert [e.split for e in AihubSource(root.parent).load().examples] == ["val"]
+
+
+def test_category_set_and_summary_field_filters(corpus: Path):
+    picked = AihubSource(corpus, categories=["news_r", "paper"]).load()
+    assert picked.by_category() == {"news_r": 12, "paper": 12} and picked.skipped == []
+    assert AihubSource(corpus, categories="all").load().by_category() == {
+        c: 12 for c in sorted(CATEGORIES)
+    }
+
+    only_20per = AihubSource(corpus, set="20per").load()
+    assert only_20per.by_set() == {"20per": 60}
+
+    extractive = AihubSource(corpus, set="20per", summary_field="summary3").load()
+    assert len(extractive.examples) == 60
+    assert all(e.summary.split(". ")[0] in e.text for e in extractive.examples)
+
+    # summary3 is null in the 2~3sent set: those files lack the chosen field and are reported.
+    mixed = AihubSource(corpus, summary_field="summary3").load()
+    assert len(mixed.examples) == 60 and len(mixed.skipped) == 60
+    assert all("2~3sent" in s.path and "summary3" in s.reason for s in mixed.skipped)
+
+
+def test_caps_follow_the_sorted_order(corpus: Path):
+    full = AihubSource(corpus).load().examples
+    assert AihubSource(corpus, max_docs=7).load().examples == full[:7]
+    capped = AihubSource(corpus, max_docs_per_category=2).load().examples
+    expected = [e for e in full if [x.category for x in full[: full.index(e)]].count(e.category) < 2]
+    assert capped == expected and len(capped) == 20
+    both = AihubSource(corpus, max_docs=5, max_docs_per_category=1).load().examples
+    assert [e.category for e in both] == list(dict.fromkeys(e.category for e in full))[:5]
+
+
+def test_files_outside_a_set_folder_load_only_with_set_both(samples: Path, tmp_path: Path):
+    for path in sorted(samples.glob("*.json"))[:3]:
+        shutil.copy(path, tmp_path / path.name)
+    result = AihubSource(tmp_path).load()
+    assert len(result.examples) == 3 and result.by_set() == {"unknown": 3}
+    with pytest.raises(NoDocumentsError):
+        AihubSource(tmp_path, set="2~3sent").load()
+
+
+def test_no_documents_error_names_roots_and_filter(samples: Path):
+    with pytest.raises(NoDocumentsError) as info:
+        AihubSource(samples, categories=["paper", "edit"], summary_field="summary2").load()
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert str(samples) in message
+    assert "paper,edit" in message and "set=both" in message and "summary2" in message
+    assert "news_r: 350" in message  # what the roots do contain
+
+
+def test_bad_roots_and_options_fail_clearly(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        AihubSource(tmp_path / "no-such-dir")
+    with pytest.raises(ValueError, match="unknown categories"):
+        AihubSource(tmp_path, categories=["news"])
+    with pytest.raises(ValueError, match="summary_field"):
+        AihubSource(tmp_path, summary_field="summary9")
+    with pytest.raises(ValueError, match="set"):
+        AihubSource(tmp_path, set="30per")
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    with pytest.raises(NoDocumentsError, match="cannot open zip"):
+        AihubSource(tmp_path).load()
+
+
+def test_category_and_ids_fall_back_to_meta_when_the_name_has_none(
+    samples: Path, tmp_path: Path
+):
+    template = json.loads((samples / "REPORT-news_r-00003-00001.json").read_text("utf-8"))
+    doc = _document(template, 123, "briefing")
+    _write(tmp_path / "first.json", doc)
+    del doc["Meta(Refine)"]["passage_id"], doc["Meta(Acqusition)"]["doc_id"]
+    _write(tmp_path / "REPORT-briefing-00124-00002.json", doc)
+    doc["Meta(Acqusition)"]["doc_type"] = "poetry"
+    _write(tmp_path / "third.json", doc)
+
+    result = AihubSource(tmp_path).load()
+
+    assert [(e.id, e.doc_id, e.category) for e in result.examples] == [
+        ("REPORT-briefing-00124-00002", "REPORT-briefing-00124", "briefing"),
+        ("REPORT-briefing-00123-00001", "REPORT-briefing-00123", "briefing"),
+    ]
+    assert [Path(s.path).name for s in result.skipped] == ["third.json"]
+    assert "unknown category 'poetry'" in result.skipped[0].reason
+
+
+def test_fingerprint_tracks_files_and_options_without_parsing(corpus: Path, tmp_path: Path):
+    root = tmp_path / "copy"
+    shutil.copytree(corpus, root)
+    first = AihubSource(root).fingerprint()
+    assert AihubSource(root).fingerprint() == first
+    assert AihubSource(root, categories=["news_r"]).fingerprint() != first
+    assert AihubSource(root, max_docs=3).fingerprint() != first
+    target = next(root.rglob("*.json"))
+    os.utime(target, ns=(1, 1))
+    touched = AihubSource(root).fingerprint()
+    assert touched != first
+    (root / "REPORT-news_r-99999-00001.json").write_text("{not json")  # never parsed here
+    assert AihubSource(root).fingerprint() not in (first, touched)
