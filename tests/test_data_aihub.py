@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -16,10 +17,12 @@ from kosum.data.aihub import CATEGORIES, SETS, AihubSource, NoDocumentsError
 from kosum.data.normalize import normalize_text
 from kosum.data.synthetic import generate_corpus
 
+SAMPLE_DIR = Path("aihub582_sample", "2~3sent")
+
 
 @pytest.fixture(scope="module")
 def samples(shared_data: Path) -> Path:
-    return shared_data / "aihub582_sample" / "2~3sent"
+    return shared_data / SAMPLE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,28 @@ def zipped(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="module")
+def news(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Good news_r files (synthetic, so these tests also run where ../shared is absent)."""
+    out = tmp_path_factory.mktemp("news")
+    return sorted(generate_corpus(out, docs_per_category=8, categories=["news_r"]).rglob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def template(news: list[Path]) -> dict:
+    return json.loads(news[0].read_bytes())
+
+
+@pytest.fixture(params=["real", "synthetic"])
+def good_files(request: pytest.FixtureRequest, news: list[Path]) -> list[Path]:
+    """The 350 real samples (skipped where absent), or synthetic news_r files."""
+    if request.param == "synthetic":
+        return news
+    return sorted((request.getfixturevalue("shared_data") / SAMPLE_DIR).glob("*.json"))
+
+
 def _document(template: dict, number: int, category: str = "news_r") -> dict:
-    """A copy of a real document under new ids (so it is not a duplicate of the original)."""
+    """A copy of a good document under new ids (so it is not a duplicate of the original)."""
     doc = json.loads(json.dumps(template))
     doc_id = f"REPORT-{category}-{number:05d}"
     doc["Meta(Acqusition)"]["doc_id"] = doc_id
@@ -81,11 +104,12 @@ def test_normalisation_reproduces_the_competition_csv_on_all_samples(samples: Pa
 
 
 def test_corrupted_files_are_skipped_with_path_and_reason_and_good_ones_kept(
-    samples: Path, tmp_path: Path
+    good_files: list[Path], template: dict, tmp_path: Path
 ):
     folder = tmp_path / "2~3sent" / "Validation"
-    shutil.copytree(samples, folder)
-    template = json.loads((samples / "REPORT-news_r-00003-00001.json").read_text("utf-8"))
+    folder.mkdir(parents=True)
+    for path in good_files:
+        shutil.copy(path, folder)
     good = _write(folder / "REPORT-news_r-90000-00001.json", _document(template, 90000))
     (folder / "REPORT-news_r-90001-00001.json").write_bytes(good[: len(good) // 2])
     text = json.dumps(_document(template, 90002), ensure_ascii=False)
@@ -115,7 +139,7 @@ def test_corrupted_files_are_skipped_with_path_and_reason_and_good_ones_kept(
     assert "empty passage" in reasons["90007"]
     assert "unknown category 'blog'" in reasons["90008"]
     ids = {e.id for e in result.examples}
-    assert len(result.examples) == 350 + 2  # every original, plus the good copy and the BOM one
+    assert len(result.examples) == len(good_files) + 2  # all originals, the copy, the BOM one
     assert {"REPORT-news_r-90000-00001", "REPORT-news_r-90004-00001"} <= ids
     assert {e.split for e in result.examples} == {"val"}
 
@@ -140,8 +164,7 @@ def test_zip_member_names_are_decoded_from_cp949(corpus: Path, zipped: Path):
     assert all(".zip!/" in s.path and "duplicate id" in s.reason for s in result.skipped)
 
 
-def test_nested_layouts_and_split_folder_names(samples: Path, zipped: Path, tmp_path: Path):
-    template = json.loads((samples / "REPORT-news_r-00003-00001.json").read_text("utf-8"))
+def test_nested_layouts_and_split_folder_names(template: dict, zipped: Path, tmp_path: Path):
     layouts = {
         "1.Training/2~3sent": "train",
         "train": "train",
@@ -165,14 +188,14 @@ def test_nested_layouts_and_split_folder_names(samples: Path, zipped: Path, tmp_
         f"REPORT-news_r-{number}-00001": split
         for number, split in enumerate(layouts.values(), start=80000)
     }
-    assert result.by_set() == {"20per": 60, "2~3sent": 1, "unknown": 6}  # the zip's members
-    # name their set folder; of the loose files only "1.Training/2~3sent" does.
+    # The zip's members name their set folder; of the loose files only "1.Training/2~3sent" does.
+    assert result.by_set() == {"20per": 60, "2~3sent": 1, "unknown": 6}
 
 
-def test_folders_above_the_root_do_not_set_the_split(samples: Path, tmp_path: Path):
+def test_folders_above_the_root_do_not_set_the_split(news: list[Path], tmp_path: Path):
     root = tmp_path / "Validation" / "corpus"
     root.mkdir(parents=True)
-    shutil.copy(samples / "REPORT-news_r-00003-00001.json", root)
+    shutil.copy(news[0], root)
     assert [e.split for e in AihubSource(root).load().examples] == [None]
     assert [e.split for e in AihubSource(root.parent).load().examples] == ["val"]
 
@@ -201,14 +224,16 @@ def test_caps_follow_the_sorted_order(corpus: Path):
     full = AihubSource(corpus).load().examples
     assert AihubSource(corpus, max_docs=7).load().examples == full[:7]
     capped = AihubSource(corpus, max_docs_per_category=2).load().examples
-    expected = [e for e in full if [x.category for x in full[: full.index(e)]].count(e.category) < 2]
+    expected = [
+        e for e in full if [x.category for x in full[: full.index(e)]].count(e.category) < 2
+    ]
     assert capped == expected and len(capped) == 20
     both = AihubSource(corpus, max_docs=5, max_docs_per_category=1).load().examples
     assert [e.category for e in both] == list(dict.fromkeys(e.category for e in full))[:5]
 
 
-def test_files_outside_a_set_folder_load_only_with_set_both(samples: Path, tmp_path: Path):
-    for path in sorted(samples.glob("*.json"))[:3]:
+def test_files_outside_a_set_folder_load_only_with_set_both(news: list[Path], tmp_path: Path):
+    for path in news[:3]:
         shutil.copy(path, tmp_path / path.name)
     result = AihubSource(tmp_path).load()
     assert len(result.examples) == 3 and result.by_set() == {"unknown": 3}
@@ -216,14 +241,15 @@ def test_files_outside_a_set_folder_load_only_with_set_both(samples: Path, tmp_p
         AihubSource(tmp_path, set="2~3sent").load()
 
 
-def test_no_documents_error_names_roots_and_filter(samples: Path):
+def test_no_documents_error_names_roots_and_filter(news: list[Path]):
+    root = news[0].parents[3]  # <out>/2~3sent/<split>/<folder>/<file>
     with pytest.raises(NoDocumentsError) as info:
-        AihubSource(samples, categories=["paper", "edit"], summary_field="summary2").load()
+        AihubSource(root, categories=["paper", "edit"], summary_field="summary2").load()
     message = str(info.value)
     assert isinstance(info.value, ValueError)
-    assert str(samples) in message
+    assert str(root) in message
     assert "paper,edit" in message and "set=both" in message and "summary2" in message
-    assert "news_r: 350" in message  # what the roots do contain
+    assert f"2~3sent/news_r: {len(news)}" in message  # what the root does contain
 
 
 def test_bad_roots_and_options_fail_clearly(tmp_path: Path):
@@ -240,10 +266,28 @@ def test_bad_roots_and_options_fail_clearly(tmp_path: Path):
         AihubSource(tmp_path).load()
 
 
-def test_category_and_ids_fall_back_to_meta_when_the_name_has_none(
-    samples: Path, tmp_path: Path
-):
-    template = json.loads((samples / "REPORT-news_r-00003-00001.json").read_text("utf-8"))
+def test_unreadable_zip_members_are_skipped(news: list[Path], tmp_path: Path):
+    archive_path = tmp_path / "2~3sent.zip"
+    with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_STORED) as archive:
+        for path in news[:2]:
+            archive.write(path, f"Validation/{path.name}")
+    with zipfile.ZipFile(archive_path) as archive:
+        start = archive.infolist()[0].header_offset
+    data = bytearray(archive_path.read_bytes())
+    header = 30 + int.from_bytes(data[start + 26 : start + 28], "little")
+    header += int.from_bytes(data[start + 28 : start + 30], "little")
+    data[start + header + 100] ^= 0xFF  # flip a stored byte of the first member: bad CRC
+    archive_path.write_bytes(bytes(data))
+
+    result = AihubSource(archive_path).load()
+
+    [skipped] = result.skipped
+    assert skipped.path.startswith(f"{archive_path}!/Validation/REPORT-")
+    assert skipped.reason.startswith("cannot read:") and "CRC" in skipped.reason
+    assert len(result.examples) == 1 and result.examples[0].split == "val"
+
+
+def test_category_and_ids_fall_back_to_meta_when_the_name_has_none(template: dict, tmp_path: Path):
     doc = _document(template, 123, "briefing")
     _write(tmp_path / "first.json", doc)
     del doc["Meta(Refine)"]["passage_id"], doc["Meta(Acqusition)"]["doc_id"]

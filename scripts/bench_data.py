@@ -1,0 +1,110 @@
+"""Benchmark of corpus loading at full AI-Hub scale (~160k documents).
+
+Replicates the 350 real samples in ../shared/data (or, where they are absent, a synthetic corpus)
+to `--docs` files in a temporary folder laid out like the real delivery, with unique ids spread
+over the ten categories, then times `AihubSource.fingerprint()` and `AihubSource.load()` (read,
+parse, normalise), from the folders and, with `--zip`, from one zip of them. `build_replica`
+is importable for other benchmarks (tokenisation, cache).
+
+    .venv/bin/python scripts/bench_data.py --docs 20000 [--zip]
+
+Not for: correctness checks (the tests do that); numbers depend on disk and page cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+from kosum.data.aihub import CATEGORIES, AihubSource
+from kosum.data.synthetic import generate_corpus
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "aihub582_sample"
+VALIDATION_EVERY = 10  # every 10th replica goes to Validation, the rest to Training
+
+
+def _templates(tmp_dir: Path) -> list[tuple[bytes, str]]:
+    """(file bytes, passage id) of the documents to replicate: real samples, else synthetic."""
+    source = SAMPLES
+    if not source.is_dir():
+        source = generate_corpus(tmp_dir / "templates", docs_per_category=35)
+    templates = []
+    for path in sorted(source.rglob("*.json")):
+        raw = path.read_bytes()
+        templates.append((raw, json.loads(raw)["Meta(Refine)"]["passage_id"]))
+    return templates
+
+
+def build_replica(tmp_dir: str | Path, n_docs: int) -> Path:
+    """Write `n_docs` AI-Hub files (copies with new ids, round-robin over categories) under
+    `<tmp_dir>/replica/2~3sent/{Training,Validation}/<category>/` and return the replica root.
+
+    Only the ids and doc_type change (byte substitution), so every copy keeps the real layout.
+    """
+    tmp_dir = Path(tmp_dir)
+    templates = _templates(tmp_dir)
+    root = tmp_dir / "replica"
+    for i in range(n_docs):
+        raw, passage_id = templates[i % len(templates)]
+        _, old_category, old_number, _ = passage_id.split("-")
+        category = CATEGORIES[i % len(CATEGORIES)]
+        doc_id = f"REPORT-{category}-{i // len(CATEGORIES) + 1:05d}"
+        data = raw.replace(passage_id.encode(), f"{doc_id}-00001".encode())
+        data = data.replace(f"REPORT-{old_category}-{old_number}".encode(), doc_id.encode())
+        data = data.replace(
+            f'"doc_type": "{old_category}"'.encode(), f'"doc_type": "{category}"'.encode()
+        )
+        split = "Validation" if i % VALIDATION_EVERY == 0 else "Training"
+        target = root / "2~3sent" / split / category / f"{doc_id}-00001.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root
+
+
+def zip_replica(root: Path) -> Path:
+    """The replica as one deflated zip beside it (how AI-Hub delivers the data)."""
+    archive_path = root.with_suffix(".zip")
+    with zipfile.ZipFile(archive_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*.json")):
+            archive.write(path, path.relative_to(root.parent))
+    return archive_path
+
+
+def time_load(root: Path) -> dict[str, float]:
+    """Seconds for the fingerprint and the full load, and the load's documents per second."""
+    source = AihubSource(root)
+    start = time.perf_counter()
+    source.fingerprint()
+    fingerprint_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = source.load()
+    load_s = time.perf_counter() - start
+    return {
+        "documents": len(result.examples),
+        "skipped": len(result.skipped),
+        "fingerprint_s": round(fingerprint_s, 3),
+        "load_s": round(load_s, 3),
+        "docs_per_s": round(len(result.examples) / load_s),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=160_000, help="documents to replicate")
+    parser.add_argument("--zip", action="store_true", help="also time reading it from a zip")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kosum-bench-") as tmp:
+        start = time.perf_counter()
+        root = build_replica(tmp, args.docs)
+        print(f"replica: {args.docs} files in {time.perf_counter() - start:.1f} s ({root})")
+        print("folders:", json.dumps(time_load(root)))
+        if args.zip:
+            print("zip:    ", json.dumps(time_load(zip_replica(root))))
+
+
+if __name__ == "__main__":
+    main()
