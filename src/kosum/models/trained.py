@@ -18,6 +18,7 @@ from kosum.methods.prefix_generation import enable_prefix_generation
 ADAPTER_DIR = "adapter"
 FULL_MODEL_DIR = "model"
 BASE_MODEL_DIR = "base_model"
+MERGED_MODEL_DIR = "merged"
 
 
 def load_trained(

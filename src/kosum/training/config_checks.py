@@ -9,6 +9,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 FP16_PRECISIONS = {"16", "16-mixed", "16-true", "fp16"}
+MERGEABLE = ("LoraConfig", "IA3Config")
 
 
 class ConfigError(ValueError):
@@ -29,6 +30,13 @@ def check_config(cfg: DictConfig) -> None:
             "values that gradient checkpointing cannot recompute, and PEFT refuses the pair. "
             "Set gradient_checkpointing=false for prefix tuning."
         )
+    if cfg.get("merge", False) and not peft_target.endswith(MERGEABLE):
+        raise ConfigError(
+            f"merge=true with peft={cfg.get('method')}: only LoRA and IA3 weights can be merged "
+            "into the base model; set merge=false for this method"
+        )
+    if cfg.get("resume", False) not in (False, "auto"):
+        raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
     if cfg.data.batch_size < 1 or cfg.data.eval_batch_size < 1:
         raise ConfigError(
             f"data.batch_size={cfg.data.batch_size}, data.eval_batch_size="

@@ -6,6 +6,7 @@ same entry point. Everything a report needs is written into the run directory.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from kosum.data.prompts import PromptTemplate
 from kosum.io import write_jsonl
 from kosum.methods.factory import apply_method, is_trainable, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
-from kosum.models.trained import ADAPTER_DIR, BASE_MODEL_DIR, FULL_MODEL_DIR
+from kosum.models.trained import ADAPTER_DIR, BASE_MODEL_DIR, FULL_MODEL_DIR, MERGED_MODEL_DIR
 from kosum.training.config_checks import check_config
 from kosum.training.module import SummarizationModule
 from kosum.training.run_record import git_commit, library_versions, write_results
@@ -51,12 +52,15 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     )
     datamodule.set_tokenizer(tokenizer)
     datamodule.setup()
+    tokenizer.save_pretrained(run_dir / "tokenizer")
 
     L.seed_everything(cfg.seed, workers=True)  # model init independent of data-loading work
     base_model = load_model(spec, tokenizer)
     if spec.is_random_init:  # so the adapter can be reloaded onto the very same weights
         base_model.save_pretrained(run_dir / BASE_MODEL_DIR)
         tokenizer.save_pretrained(run_dir / BASE_MODEL_DIR)
+    if cfg.gradient_checkpointing:
+        base_model.gradient_checkpointing_enable({"use_reentrant": False})
     method = instantiate(cfg.peft)
     model = apply_method(base_model, method)
     counts = parameter_counts(model)
@@ -77,12 +81,16 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
 
     trained = is_trainable(method)
     if trained:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
     best_val = _best_val_metrics(trainer)
     if cfg.test:
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if best_val else None)
 
     _save_trained_weights(model, tokenizer, run_dir, trained)
+    if cfg.merge:
+        merged = copy.deepcopy(model).merge_and_unload()
+        merged.save_pretrained(run_dir / MERGED_MODEL_DIR)
+        tokenizer.save_pretrained(run_dir / MERGED_MODEL_DIR)
     metrics = dict(module.last_eval_metrics.get("test", {}))
     metrics.update({f"val_{k}": v for k, v in best_val.items()})
     if "test" in module.eval_outputs:
@@ -103,6 +111,19 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     }
     write_results(run_dir, record)
     return record
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to resume from: `ckpt_path`, or with `resume=auto` this run's last one."""
+    if cfg.ckpt_path:
+        if not Path(cfg.ckpt_path).exists():
+            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
+        return str(cfg.ckpt_path)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if cfg.resume == "auto" and last.exists():
+        log.warning("resuming from %s", last)
+        return str(last)
+    return None
 
 
 def _best_val_metrics(trainer: L.Trainer) -> dict[str, float]:

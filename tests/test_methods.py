@@ -1,0 +1,186 @@
+"""Every adaptation method in conf/peft/ builds, trains and round-trips through save/reload."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import peft
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from transformers import T5Config, T5ForConditionalGeneration
+
+from kosum.config import config_dir
+from kosum.io import read_jsonl
+from kosum.methods.factory import FullFineTuning, ZeroShot, apply_method, parameter_counts
+from kosum.methods.prefix_generation import enable_prefix_generation
+from kosum.models.trained import load_trained
+from kosum.training.config_checks import ConfigError, check_config
+
+METHODS = sorted(p.stem for p in (Path(config_dir()) / "peft").glob("*.yaml"))
+VOCAB = 64
+
+
+def _method_spec(name: str, tmp_path: Path, **overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"peft={name}", *overrides],
+                      return_hydra_config=False)
+    node = OmegaConf.to_container(cfg.peft, resolve=False)
+    if "tokenizer_name_or_path" in node:  # resolved by a real run to <run dir>/tokenizer
+        node["tokenizer_name_or_path"] = None
+    return instantiate(OmegaConf.create(node))
+
+
+def _tiny_t5() -> T5ForConditionalGeneration:
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=VOCAB, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
+                      num_decoder_layers=2, decoder_start_token_id=0, pad_token_id=0,
+                      eos_token_id=1, dropout_rate=0.0)
+    return T5ForConditionalGeneration(config)
+
+
+def _batch() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return {
+        "input_ids": torch.randint(3, VOCAB, (4, 12), generator=generator),
+        "labels": torch.randint(3, VOCAB, (4, 6), generator=generator),
+    }
+
+
+def test_every_method_config_is_covered():
+    assert {"lora", "lora_all_linear", "prefix", "prompt", "ia3", "full", "none"} <= set(METHODS)
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_method_trains_and_reports_parameters(name: str, tmp_path: Path):
+    spec = _method_spec(name, tmp_path)
+    model = apply_method(_tiny_t5(), spec)
+    counts = parameter_counts(model)
+    if isinstance(spec, ZeroShot):
+        assert counts["trainable_params"] == 0
+        return
+    if isinstance(spec, FullFineTuning):
+        assert counts["trainable_params"] == counts["total_params"]
+    else:
+        assert 0 < counts["trainable_params"] < counts["total_params"]
+        assert counts["trainable_fraction"] == pytest.approx(
+            counts["trainable_params"] / counts["total_params"]
+        )
+    batch = _batch()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2)
+    model.train()
+    losses = []
+    for _ in range(25):
+        loss = model(**batch).loss
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", [m for m in METHODS if m not in ("full", "none")])
+def test_adapter_save_reload_round_trip(name: str, tmp_path: Path):
+    model = apply_method(_tiny_t5(), _method_spec(name, tmp_path))
+    with torch.no_grad():  # move every adapter weight away from its (often neutral) init
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    model.eval()
+    model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    reloaded = peft.PeftModel.from_pretrained(_tiny_t5(), tmp_path / "adapter").eval()
+    enable_prefix_generation(reloaded)
+    batch = _batch()
+    with torch.no_grad():
+        expected = model(**batch).logits
+        actual = reloaded(**batch).logits
+        generated = model.generate(input_ids=batch["input_ids"], max_length=8)
+        regenerated = reloaded.generate(input_ids=batch["input_ids"], max_length=8)
+    torch.testing.assert_close(actual, expected)
+    assert torch.equal(generated, regenerated)
+
+
+def test_prompt_tuning_text_init_uses_the_run_tokenizer(compose_train, tmp_path: Path):
+    from kosum.training.pipeline import run_training
+
+    record = run_training(compose_train(
+        tmp_path / "run", "experiment=smoke", "peft=prompt", "peft.prompt_tuning_init=TEXT",
+        "peft.prompt_tuning_init_text='핵심 내용을 요약'", "peft.num_virtual_tokens=4",
+        "trainer.max_epochs=1",
+    ))
+    assert record["status"] == "completed"
+    adapter_config = json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["prompt_tuning_init"] == "TEXT"
+
+
+def test_seed_recipe_composes_to_the_seed_values():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["experiment=seed_3rd_place",
+                                                      "data.root=/data/aihub582"])
+    assert cfg.model.name_or_path == "lcw99/t5-large-korean-text-summary"
+    assert cfg.model.trust_remote_code is False
+    assert len(cfg.data.categories) == 10
+    assert (cfg.data.max_source_length, cfg.data.max_target_length) == (1024, 128)
+    assert cfg.data.batch_size == 4 and cfg.data.pad_to_max_length is True
+    assert cfg.peft._target_ == "peft.LoraConfig"
+    assert (cfg.peft.r, cfg.peft.lora_alpha, cfg.peft.lora_dropout) == (8, 32, 0.1)
+    assert list(cfg.peft.target_modules) == ["q", "v"]
+    assert cfg.optim.lr == 2e-4 and cfg.optim._target_ == "torch.optim.AdamW"
+    assert cfg.scheduler.name == "linear" and cfg.scheduler.warmup_steps == 0
+    assert cfg.scheduler.warmup_ratio == 0.0 and cfg.trainer.max_epochs == 10
+    assert cfg.prompt.apply_at == "inference"
+    assert cfg.prompt.template == "불필요한 내용은 생략하고 핵심 내용을 간단하게 한줄 요약: {text}"
+    generate = cfg.generation.generate
+    assert (generate.num_beams, generate.do_sample) == (8, True)
+    assert (generate.min_length, generate.max_length) == (10, 100)
+    assert cfg.generation.first_sentence is True
+    check_config(cfg)  # a valid configuration
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.precision=16-mixed"], "overflows in fp16"),
+        (["peft=prefix", "gradient_checkpointing=true"], "gradient_checkpointing=true with peft=prefix"),
+        (["peft=prefix", "merge=true"], "only LoRA and IA3"),
+        (["resume=yes"], "resume="),
+    ],
+)
+def test_known_traps_are_refused_before_training(overrides: list[str], message: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with pytest.raises(ConfigError, match=message):
+        check_config(cfg)
+
+
+def test_merged_lora_predicts_like_the_adapter(compose_train, tmp_path: Path):
+    from kosum.training.pipeline import run_training
+
+    run_dir = tmp_path / "run"
+    record = run_training(compose_train(run_dir, "experiment=smoke", "merge=true",
+                                        "trainer.max_epochs=1"))
+    rows = read_jsonl(run_dir / "predictions.jsonl")
+    assert any(r["prediction"] for r in rows)
+    adapted, tokenizer = load_trained(run_dir)
+    merged, _ = load_trained(run_dir / "merged")
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    texts = [r["reference"] for r in rows]  # any Korean inputs will do for the comparison
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    settings = record["config"]["generation"]["generate"]
+    with torch.inference_mode():
+        from_adapter = adapted.generate(**batch, **settings)
+        from_merged = merged.generate(**batch, **settings)
+        torch.testing.assert_close(merged(**batch, labels=from_adapter).logits,
+                                   adapted(**batch, labels=from_adapter).logits,
+                                   rtol=1e-4, atol=1e-4)
+    assert torch.equal(from_adapter, from_merged)
+    assert copy.deepcopy(merged) is not None
