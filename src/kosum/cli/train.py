@@ -2,29 +2,69 @@
 
     kosum-train experiment=smoke
     kosum-train --multirun peft=lora,prefix seed=1,2,3
+    kosum-train hparams_search=smoke_optuna
+
+The return value is what a sweeper optimises: the `optimized_metric` of the run's results.json
+(see `objective`). In a multirun a failing job is recorded (results.json with status=failed),
+logged and returns None, so the other jobs of the sweep still run; Optuna counts it as a failed
+trial. A single run that fails exits non-zero.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import math
+from collections.abc import Mapping, Sequence
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, ListConfig
 
 from kosum.config import config_dir, register_resolvers
 from kosum.training.pipeline import run_training
 from kosum.training.run_record import record_failures
 
+log = logging.getLogger(__name__)
+
 register_resolvers()
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def objective(metrics: Mapping[str, float], optimized_metric: str | Sequence[str]) -> float | None:
+    """The metric named by `optimized_metric`, or the mean of several names; None (logged) when
+    one is missing or not finite, e.g. `val_rougeL` of a method that does not train."""
+    names = [optimized_metric] if isinstance(optimized_metric, str) else list(optimized_metric)
+    values = [metrics.get(name) for name in names]
+    if not names or any(value is None or not math.isfinite(value) for value in values):
+        log.warning("optimized_metric=%s: not all found in %s; returning None", names, metrics)
+        return None
+    return sum(values) / len(values)
+
+
 @record_failures
-def main(cfg: DictConfig) -> Any:
+def _train(cfg: DictConfig) -> float | None:
     record = run_training(cfg)
-    # The optimisation target for sweepers (Optuna): test ROUGE-L, else best validation ROUGE-L.
-    metrics = record["metrics"]
-    return metrics.get("rougeL", metrics.get("val_rougeL"))
+    optimized = cfg.get("optimized_metric", "val_rougeL")
+    names = list(optimized) if isinstance(optimized, ListConfig) else str(optimized)
+    return objective(record["metrics"], names)
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    register_resolvers()  # again in parallel launchers' worker processes (joblib, submitit)
+    try:
+        return _train(cfg)
+    except Exception:
+        if not _in_multirun():
+            raise
+        log.exception(
+            "job failed (recorded in %s/results.json); the sweep goes on", cfg.paths.output_dir
+        )
+        return None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,272 @@
+"""Group runs into configurations and comparisons; statistics over seeds; paired significance.
+
+- A *configuration* is a set of completed runs that differ only in their seed.
+- A *comparison* holds the configurations evaluated on the same test set: runs are split into
+  comparisons by the settings that vary and change the data (`data`, `data.*`, `experiment`);
+  within one, configurations differ in method and in the other varying settings (rank, prompt,
+  learning rate...).
+- Over seeds: mean, sample standard deviation (ddof=1) and a 95% Student-t interval of the mean,
+  mean ± t(0.975, n-1)·std/√n (none for a single seed).
+- Paired significance against a reference configuration (the best one of the reference method
+  in the comparison): per-example test ROUGE-L from predictions.jsonl (kosum.metrics, Mecab
+  morphemes), averaged over each configuration's seeds, matched by example id, tested with the
+  paired bootstrap (`kosum.metrics.paired_bootstrap`, two-sided). No multiple-comparison
+  correction is applied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from kosum.io import read_jsonl
+from kosum.metrics import paired_bootstrap, rouge_per_example
+from kosum.report.collect import Run, setting_keys
+from kosum.report.labels import config_label, format_value
+
+CONFIDENCE = 0.95
+PRIMARY_METRIC = "rougeL"
+PREDICTIONS_FILE = "predictions.jsonl"
+
+Setting = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean over seeds with the sample standard deviation and a t-interval (nan for n < 2)."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Summary:
+    data = np.asarray([value for value in values if math.isfinite(value)], dtype=float)
+    n = data.size
+    if n == 0:
+        return Summary(0, math.nan, math.nan, math.nan, math.nan)
+    mean = float(data.mean())
+    if n == 1:
+        return Summary(1, mean, math.nan, math.nan, math.nan)
+    std = float(data.std(ddof=1))
+    half_width = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return Summary(n, mean, std, mean - half_width, mean + half_width)
+
+
+def is_data_setting(key: str) -> bool:
+    """Settings that change the test set: configurations differing in them are not paired."""
+    return key in {"data", "experiment"} or key.startswith("data.")
+
+
+def _varies(runs: Sequence[Run], key: str) -> bool:
+    if key.startswith("peft."):  # a method's own setting (LoRA's r): compare within each method
+        values: dict[str | None, set[Any]] = defaultdict(set)
+        for run in runs:
+            values[run.method].add(run.settings.get(key))
+        return any(len(method_values) > 1 for method_values in values.values())
+    return len({run.settings.get(key) for run in runs}) > 1
+
+
+def varying_settings(runs: Sequence[Run]) -> list[str]:
+    """Setting keys whose value differs between completed runs (seed and method aside; a
+    `peft.*` setting only when it differs between runs of the same method)."""
+    completed = [run for run in runs if run.completed]
+    return [key for key in setting_keys(completed) if _varies(completed, key)]
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (2, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, format_value(value))
+
+
+def _settings_sort_key(settings: tuple[Setting, ...]) -> tuple[tuple[int, Any], ...]:
+    return tuple(_sort_value(value) for _, value in settings)
+
+
+def _example_scores(run_dir: Path) -> dict[str, tuple[float, str | None]]:
+    """Per-example test ROUGE-L F1 and category of one run, by example id ({} without
+    predictions)."""
+    path = run_dir / PREDICTIONS_FILE
+    if not path.exists():
+        return {}
+    rows = read_jsonl(path)
+    scores = rouge_per_example(
+        [row["prediction"] for row in rows], [row["reference"] for row in rows]
+    )
+    return {
+        str(row["id"]): (score[PRIMARY_METRIC], row.get("category"))
+        for row, score in zip(rows, scores, strict=True)
+    }
+
+
+@dataclass
+class Config:
+    """Completed runs of one configuration (one per seed)."""
+
+    method: str
+    settings: tuple[Setting, ...]
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return config_label([("method", self.method), *self.settings])
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [run.seed for run in self.runs]
+
+    def setting(self, key: str) -> Any:
+        return dict(self.settings).get(key)
+
+    def metric(self, key: str) -> Summary:
+        return summarize(run.metrics[key] for run in self.runs if key in run.metrics)
+
+    def cost(self, key: str) -> Summary:
+        return summarize(run.costs[key] for run in self.runs if key in run.costs)
+
+    @cached_property
+    def _per_run_examples(self) -> list[dict[str, tuple[float, str | None]]]:
+        return [scores for scores in map(_example_scores, (r.path for r in self.runs)) if scores]
+
+    @cached_property
+    def example_scores(self) -> dict[str, float]:
+        """Per-example test ROUGE-L averaged over seeds, for the ids every seed predicted."""
+        per_run = self._per_run_examples
+        if not per_run:
+            return {}
+        common = set.intersection(*(set(scores) for scores in per_run))
+        return {
+            example: float(np.mean([scores[example][0] for scores in per_run]))
+            for example in per_run[0]
+            if example in common
+        }
+
+    @cached_property
+    def category_scores(self) -> dict[str, float]:
+        """Mean per-example test ROUGE-L by category (of `example_scores`); {} without
+        categories."""
+        if not self._per_run_examples:
+            return {}
+        categories = {example: item[1] for example, item in self._per_run_examples[0].items()}
+        by_category: dict[str, list[float]] = defaultdict(list)
+        for example, score in self.example_scores.items():
+            if categories.get(example) is not None:
+                by_category[str(categories[example])].append(score)
+        return {
+            category: float(np.mean(values)) for category, values in sorted(by_category.items())
+        }
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """`config` against `reference` on their common test examples (`result` from
+    `paired_bootstrap`, a = config, b = reference), or why there is none (`note`)."""
+
+    config: Config
+    reference: Config
+    result: dict[str, Any] | None = None
+    note: str | None = None
+
+
+@dataclass
+class Comparison:
+    """Configurations evaluated on the same data; `data_settings` are what they share."""
+
+    data_settings: tuple[Setting, ...]
+    configs: list[Config]
+
+    @property
+    def title(self) -> str:
+        return config_label(self.data_settings) or "all runs"
+
+    @property
+    def methods(self) -> list[str]:
+        return sorted({config.method for config in self.configs})
+
+    def best(self, method: str | None = None, metric: str = PRIMARY_METRIC) -> Config | None:
+        """The configuration (of `method`, if given) with the highest mean `metric`."""
+        candidates = [
+            config
+            for config in self.configs
+            if (method is None or config.method == method) and config.metric(metric).n
+        ]
+        return max(candidates, key=lambda config: config.metric(metric).mean, default=None)
+
+
+def compare(runs: Sequence[Run]) -> list[Comparison]:
+    """Completed runs grouped into comparisons, each into configurations (sorted by method and
+    settings; runs by seed)."""
+    varying = varying_settings(runs)
+    data_keys = [key for key in varying if is_data_setting(key)]
+    config_keys = [key for key in varying if not is_data_setting(key)]
+    grouped: dict[tuple[Setting, ...], dict[tuple[str, tuple[Setting, ...]], list[Run]]] = (
+        defaultdict(lambda: defaultdict(list))
+    )
+    for run in runs:
+        if not run.completed:
+            continue
+        data = tuple((key, run.settings.get(key)) for key in data_keys)
+        settings = tuple((key, run.settings.get(key)) for key in config_keys)
+        grouped[data][(run.method or "unknown", settings)].append(run)
+    return [
+        Comparison(
+            data,
+            [
+                Config(method, settings, sorted(members, key=lambda run: _sort_value(run.seed)))
+                for (method, settings), members in sorted(
+                    configs.items(), key=lambda item: (item[0][0], _settings_sort_key(item[0][1]))
+                )
+            ],
+        )
+        for data, configs in sorted(grouped.items(), key=lambda item: _settings_sort_key(item[0]))
+    ]
+
+
+def reference_method(methods: Iterable[str], preferred: str | None = None) -> str | None:
+    """`preferred` if given, else `lora` when present, else the first method alphabetically."""
+    available = sorted(set(methods))
+    if preferred is not None:
+        return preferred
+    if "lora" in available:
+        return "lora"
+    return available[0] if available else None
+
+
+def paired_tests(
+    comparison: Comparison, method: str, *, n_resamples: int = 1000, seed: int = 0
+) -> list[PairedTest]:
+    """Each other configuration of `comparison` against the best configuration of `method`."""
+    reference = comparison.best(method)
+    if reference is None:
+        return []
+    tests = []
+    for config in comparison.configs:
+        if config is reference:
+            continue
+        common = [
+            example for example in config.example_scores if example in reference.example_scores
+        ]
+        if not common:
+            tests.append(PairedTest(config, reference, note="no common test predictions"))
+            continue
+        result = paired_bootstrap(
+            [config.example_scores[example] for example in common],
+            [reference.example_scores[example] for example in common],
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+        tests.append(PairedTest(config, reference, result=result))
+    return tests

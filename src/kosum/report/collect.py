@@ -1,0 +1,233 @@
+"""Find runs under sweep directories and flatten each into settings, metrics and costs.
+
+A run is any directory holding a `results.json` (completed or failed), found recursively, so a
+Hydra multirun folder, an Optuna sweep, W&B agent runs or a folder of copied runs all work.
+A run's settings are what a comparison can vary over:
+
+- the Hydra group choices it was composed from (`model`, `data`, `prompt`, ...: .hydra/hydra.yaml);
+- a few config values always worth a column (`peft.r`, `data.categories`, `optim.lr`, ...);
+- every key it overrode on the command line or from a sweeper (.hydra/overrides.yaml).
+
+Config values come from results.json's resolved `config`; a failed run has none, so its Hydra
+`.hydra/config.yaml` is read instead (values that need Hydra's runtime to resolve are left out).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from kosum.io import atomic_open
+from kosum.report.labels import format_value
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+METRIC_KEYS: tuple[str, ...] = (
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "rougeLsum",
+    "gen_len",
+    "loss",
+    "val_rougeL",
+)
+COST_KEYS: tuple[str, ...] = (
+    "trainable_params",
+    "total_params",
+    "trainable_fraction",
+    "wall_time_s",
+)
+# Hydra groups whose chosen option is a setting (`peft` is the run's method).
+CHOICE_GROUPS: tuple[str, ...] = (
+    "experiment",
+    "model",
+    "data",
+    "prompt",
+    "generation",
+    "optim",
+    "scheduler",
+    "trainer",
+    "debug",
+)
+# Config values recorded for every run, varied or not.
+CONFIG_KEYS: tuple[str, ...] = (
+    "peft.r",
+    "peft.num_virtual_tokens",
+    "data.categories",
+    "optim.lr",
+    "trainer.max_epochs",
+)
+# Overridden keys that do not change what is measured (where files go, how runs are named,
+# logged, launched or searched); seed and method are a run's own fields.
+IGNORED_OVERRIDES: tuple[str, ...] = (
+    "paths",
+    "hydra",
+    "logger",
+    "callbacks",
+    "task_name",
+    "tags",
+    "optimized_metric",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory, flattened. Settings hold hashable values (lists become tuples)."""
+
+    path: Path
+    status: str
+    method: str | None
+    seed: int | None
+    settings: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    costs: dict[str, int | float] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+
+def _natural_key(path: Path) -> tuple[tuple[int, int | str], ...]:
+    """Sort `10` after `9` in run folders named by job number."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part)
+        for part in re.split(r"(\d+)", path.as_posix())
+        if part
+    )
+
+
+def find_run_dirs(roots: Iterable[str | Path]) -> list[Path]:
+    """Directories holding a results.json under (or at) each root, in natural order, unique."""
+    found: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            raise FileNotFoundError(f"no such sweep directory: {root}")
+        found.update(path.parent.resolve() for path in root.rglob(RESULTS_FILE))
+    return sorted(found, key=_natural_key)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(item) for item in value)
+    return value
+
+
+def _config_source(run_dir: Path, record: Mapping[str, Any]) -> DictConfig:
+    if "config" in record:
+        return OmegaConf.create(record["config"])
+    hydra_config = run_dir / ".hydra" / "config.yaml"
+    return OmegaConf.load(hydra_config) if hydra_config.exists() else OmegaConf.create()
+
+
+def _config_value(config: DictConfig, key: str) -> Any:
+    value = OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _group_choices(run_dir: Path) -> dict[str, Any]:
+    """Every Hydra group's chosen option (`peft`: `lora`, `launcher`: `joblib`, ...)."""
+    hydra_file = run_dir / ".hydra" / "hydra.yaml"
+    if not hydra_file.exists():
+        return {}
+    choices = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices", default={})
+    return dict(choices)
+
+
+def _overrides(run_dir: Path) -> list[str]:
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    return list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
+
+
+def _overridden_values(run_dir: Path) -> dict[str, Any]:
+    """Config keys the run overrode (group choices aside), with their values."""
+    groups = _group_choices(run_dir)
+    return {
+        override.key_or_group: override.value()
+        for override in OverridesParser.create().parse_overrides(_overrides(run_dir))
+        if not override.is_delete()
+        and override.key_or_group not in groups
+        and override.key_or_group.split(".")[0] not in IGNORED_OVERRIDES
+    }
+
+
+def _load_run(run_dir: Path, overridden_keys: Iterable[str]) -> Run:
+    """One run; `overridden_keys` (overridden in any run) are read from its config unless it
+    overrode them itself, so runs that kept the default still have the setting."""
+    record = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+    config = _config_source(run_dir, record)
+    choices = _group_choices(run_dir)
+    settings: dict[str, Any] = {
+        **{group: choices[group] for group in CHOICE_GROUPS if choices.get(group) is not None},
+        **{key: _config_value(config, key) for key in (*CONFIG_KEYS, *overridden_keys)},
+        **_overridden_values(run_dir),
+    }
+    metrics = record.get("metrics") or {}
+    return Run(
+        path=run_dir,
+        status=record.get("status", "unknown"),
+        method=record.get("method"),
+        seed=record.get("seed"),
+        settings={key: _hashable(value) for key, value in settings.items()},
+        metrics={key: float(value) for key, value in metrics.items() if value is not None},
+        costs={key: record[key] for key in COST_KEYS if record.get(key) is not None},
+        overrides=tuple(_overrides(run_dir)),
+        error=record.get("error"),
+    )
+
+
+def load_runs(roots: Iterable[str | Path]) -> list[Run]:
+    """Every run under `roots` (see `find_run_dirs`), flattened."""
+    run_dirs = find_run_dirs(roots)
+    overridden = sorted({key for path in run_dirs for key in _overridden_values(path)})
+    runs = [_load_run(path, overridden) for path in run_dirs]
+    log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
+    return runs
+
+
+def setting_keys(runs: Iterable[Run]) -> list[str]:
+    """All setting keys of `runs`: group choices, then the standard config keys, then others."""
+    keys = {key for run in runs for key in run.settings}
+    standard = [key for key in (*CHOICE_GROUPS, *CONFIG_KEYS) if key in keys]
+    return standard + sorted(keys - set(standard))
+
+
+def write_runs_csv(runs: list[Run], path: str | Path) -> Path:
+    """`results.csv`: one row per run (failed ones too), flat columns for pandas."""
+    settings = setting_keys(runs)
+    columns = ["run_dir", "status", "method", "seed", *settings, *METRIC_KEYS, *COST_KEYS, "error"]
+    with atomic_open(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        for run in runs:
+            writer.writerow(
+                {
+                    "run_dir": str(run.path),
+                    "status": run.status,
+                    "method": run.method,
+                    "seed": run.seed,
+                    **{
+                        key: ""
+                        if run.settings.get(key) is None
+                        else format_value(run.settings[key])
+                        for key in settings
+                    },
+                    **{key: run.metrics.get(key, "") for key in METRIC_KEYS},
+                    **{key: run.costs.get(key, "") for key in COST_KEYS},
+                    "error": run.error or "",
+                }
+            )
+    return Path(path)

@@ -1,0 +1,208 @@
+"""The report's figures (PNG), drawn with matplotlib's object API (Agg; no pyplot, no display).
+
+Each function draws one figure for all comparisons and returns its path, or None when there is
+nothing to draw (e.g. the rank plot when LoRA's rank does not vary). ROUGE is shown ×100;
+error bars are the standard deviation over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from kosum.report.aggregate import Comparison, Config
+from kosum.report.labels import config_label
+
+METRICS_FILE = "metrics.csv"
+VAL_ROUGE_COLUMN = "val/rougeL"
+ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
+RANK = "peft.r"
+DPI = 120
+
+
+def _method_colors(comparisons: Sequence[Comparison]) -> dict[str, str]:
+    methods = sorted({config.method for comparison in comparisons for config in comparison.configs})
+    return {method: f"C{index % 10}" for index, method in enumerate(methods)}
+
+
+def _error(std: float) -> float:
+    return 0.0 if math.isnan(std) else 100 * std
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    return path
+
+
+def _qualified(comparisons: Sequence[Comparison], comparison: Comparison, label: str) -> str:
+    """A configuration's label, prefixed by its comparison when there are several."""
+    return f"{comparison.title}: {label}" if len(comparisons) > 1 else label
+
+
+def rouge_vs_params(comparisons: Sequence[Comparison], path: Path) -> Path | None:
+    """Mean test ROUGE-L against trainable parameters (log x), one colour per method."""
+    points = [
+        (comparison, config)
+        for comparison in comparisons
+        for config in comparison.configs
+        if config.metric("rougeL").n and config.cost("trainable_params").mean > 0
+    ]
+    if not points:
+        return None
+    colors = _method_colors(comparisons)
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    labelled: set[str] = set()
+    for comparison, config in points:
+        rouge = config.metric("rougeL")
+        params = config.cost("trainable_params").mean
+        axes.errorbar(
+            params,
+            100 * rouge.mean,
+            yerr=_error(rouge.std),
+            fmt="o",
+            capsize=3,
+            color=colors[config.method],
+            label=None if config.method in labelled else config.method,
+        )
+        labelled.add(config.method)
+        axes.annotate(
+            _qualified(comparisons, comparison, config.label),
+            (params, 100 * rouge.mean),
+            textcoords="offset points",
+            xytext=(5, 5),
+            fontsize=7,
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("trainable parameters")
+    axes.set_ylabel("test ROUGE-L (×100)")
+    axes.set_title("ROUGE-L vs trainable parameters (mean ± std over seeds)")
+    axes.legend(title="method")
+    axes.grid(True, alpha=0.3)
+    return _save(figure, path)
+
+
+def rouge_vs_rank(comparisons: Sequence[Comparison], path: Path) -> Path | None:
+    """ROUGE-1/2/L against LoRA's rank; one line per setting of everything else."""
+    series: dict[str, list[Config]] = {}
+    for comparison in comparisons:
+        for config in comparison.configs:
+            if config.setting(RANK) is None or not config.metric("rougeL").n:
+                continue
+            others = config_label(
+                [("method", config.method), *((k, v) for k, v in config.settings if k != RANK)]
+            )
+            series.setdefault(_qualified(comparisons, comparison, others), []).append(config)
+    ranks = {config.setting(RANK) for configs in series.values() for config in configs}
+    if len(ranks) < 2:
+        return None
+    figure = Figure(figsize=(11, 3.8))
+    for index, (metric, name) in enumerate(ROUGE_NAMES.items()):
+        axes = figure.add_subplot(1, len(ROUGE_NAMES), index + 1)
+        for label, configs in series.items():
+            configs = sorted(configs, key=lambda config: config.setting(RANK))
+            summaries = [config.metric(metric) for config in configs]
+            axes.errorbar(
+                [config.setting(RANK) for config in configs],
+                [100 * summary.mean for summary in summaries],
+                yerr=[_error(summary.std) for summary in summaries],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        axes.set_xscale("log", base=2)
+        axes.set_xticks(sorted(ranks), labels=[str(rank) for rank in sorted(ranks)])
+        axes.set_xlabel("LoRA rank r")
+        axes.set_ylabel(f"test {name} (×100)")
+        axes.grid(True, alpha=0.3)
+    figure.axes[0].legend(fontsize=7)
+    figure.suptitle("ROUGE vs LoRA rank (mean ± std over seeds)")
+    return _save(figure, path)
+
+
+def _category_bars(axes: Axes, comparison: Comparison) -> None:
+    configs = [config for config in comparison.configs if config.category_scores]
+    categories = sorted({category for config in configs for category in config.category_scores})
+    width = 0.8 / len(configs)
+    for index, config in enumerate(configs):
+        axes.bar(
+            [position + index * width for position in range(len(categories))],
+            [100 * config.category_scores.get(category, math.nan) for category in categories],
+            width=width,
+            label=config.label,
+        )
+    axes.set_xticks(
+        [position + 0.4 - width / 2 for position in range(len(categories))], labels=categories
+    )
+    axes.set_ylabel("test ROUGE-L (×100)")
+    axes.set_title(comparison.title, fontsize=9)
+    axes.legend(fontsize=7)
+    axes.grid(True, axis="y", alpha=0.3)
+
+
+def per_category(comparisons: Sequence[Comparison], path: Path) -> Path | None:
+    """Test ROUGE-L by category (seed-averaged), grouped bars per configuration; one panel per
+    comparison."""
+    drawn = [
+        comparison
+        for comparison in comparisons
+        if any(config.category_scores for config in comparison.configs)
+    ]
+    if not drawn:
+        return None
+    figure = Figure(figsize=(9, 3.6 * len(drawn)))
+    for index, comparison in enumerate(drawn):
+        _category_bars(figure.add_subplot(len(drawn), 1, index + 1), comparison)
+    figure.suptitle("Per-category test ROUGE-L")
+    return _save(figure, path)
+
+
+def validation_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, val/rougeL) rows of a run's Lightning metrics.csv ([] without one)."""
+    path = run_dir / METRICS_FILE
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [
+            (int(float(row["step"])), float(row[VAL_ROUGE_COLUMN]))
+            for row in csv.DictReader(handle)
+            if row.get(VAL_ROUGE_COLUMN)
+        ]
+
+
+def learning_curves(comparisons: Sequence[Comparison], path: Path) -> Path | None:
+    """Validation ROUGE-L over training steps, every run; one colour per configuration."""
+    figure = Figure(figsize=(8, 4.5))
+    axes = figure.add_subplot()
+    drawn = 0
+    for comparison in comparisons:
+        for config in comparison.configs:
+            color = f"C{drawn % 10}"
+            curves = [validation_curve(run.path) for run in config.runs]
+            label = _qualified(comparisons, comparison, config.label)
+            for curve in filter(None, curves):
+                steps, values = zip(*curve, strict=True)
+                axes.plot(
+                    steps,
+                    [100 * value for value in values],
+                    marker="o",
+                    color=color,
+                    alpha=0.7,
+                    label=label,
+                )
+                label = None  # one legend entry per configuration
+            drawn += any(curves)
+    if not drawn:
+        return None
+    axes.set_xlabel("training step")
+    axes.set_ylabel("validation ROUGE-L (×100)")
+    axes.set_title("Validation ROUGE-L learning curves (one line per run)")
+    axes.legend(fontsize=7)
+    axes.grid(True, alpha=0.3)
+    return _save(figure, path)

@@ -1,0 +1,48 @@
+"""W&B run labels: a run's name and tags come from its configuration, so the W&B UI can group,
+filter and compare sweep runs (conf/logger/wandb.yaml instantiates `wandb_logger`).
+
+Tags look like `lora`, `r=8`, `prompt=none`, `categories=news_r+minute`, `seed=1`; W&B limits a
+tag to 64 characters, so a longer one (e.g. all ten AI-Hub categories) is shortened to the
+number of items and a digest that still tells different sets apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+
+from kosum.report.labels import config_label, format_value, setting_label, short_name
+
+MAX_TAG_LENGTH = 64
+
+
+def _fit_tag(key: str, value: Any) -> str:
+    tag = setting_label(key, value)
+    if len(tag) <= MAX_TAG_LENGTH:
+        return tag
+    digest = hashlib.sha1(format_value(value).encode()).hexdigest()[:8]
+    size = len(value) if isinstance(value, (list, tuple)) else len(format_value(value))
+    return f"{short_name(key)}={size} items #{digest}"[:MAX_TAG_LENGTH]
+
+
+def run_tags(labels: Mapping[str, Any]) -> list[str]:
+    """One tag per set label (None values are skipped), in the labels' order."""
+    return [_fit_tag(key, value) for key, value in labels.items() if value is not None]
+
+
+def run_name(labels: Mapping[str, Any]) -> str:
+    """`lora r=8 prompt=none seed=1`: the labels without list-valued ones (categories)."""
+    return config_label(
+        (key, value) for key, value in labels.items() if not isinstance(value, (list, tuple))
+    )
+
+
+def wandb_logger(
+    *, labels: Mapping[str, Any], tags: Sequence[str] = (), name: str | None = None, **kwargs: Any
+) -> WandbLogger:
+    """A Lightning `WandbLogger` named and tagged from `labels` (`name` overrides the name);
+    `tags` (the config's own `tags`) come first. Other arguments go to `WandbLogger`."""
+    return WandbLogger(name=name or run_name(labels), tags=[*tags, *run_tags(labels)], **kwargs)

@@ -1,0 +1,284 @@
+"""`kosum-report` on hand-made run directories: collection, statistics over seeds, paired tests,
+files written, the notebook. Fast: no training (the real sweep → report path is in
+test_sweeps.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kosum.cli.report import main as report_main
+from kosum.io import write_json, write_jsonl
+from kosum.report.aggregate import compare, paired_tests, reference_method, summarize
+from kosum.report.build import build_report
+from kosum.report.collect import load_runs
+from kosum.report.tracking import MAX_TAG_LENGTH, run_name, run_tags
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Two test examples per category; references and two kinds of predictions.
+EXAMPLES = [
+    ("a1", "news_r", "서울시는 공원 조성에 예산을 투입하기로 했다."),
+    ("a2", "news_r", "부산시는 도로 정비에 예산을 투입하기로 했다."),
+    ("b1", "minute", "위원회는 안건을 원안대로 의결했다."),
+    ("b2", "minute", "위원회는 예산안을 수정 의결했다."),
+]
+T_975_DF2 = 4.302652729911275  # Student t quantile (0.975, 2 degrees of freedom)
+
+MakeRun = Callable[..., Path]
+
+
+@pytest.fixture
+def make_run(tmp_path: Path) -> MakeRun:
+    """Write a run directory as kosum-train leaves it (results.json, predictions.jsonl,
+    metrics.csv, .hydra/) with the given method, seed, ROUGE-L and settings."""
+
+    def _make(
+        name: str,
+        method: str,
+        seed: int,
+        rouge_l: float = 0.3,
+        *,
+        rank: int | None = 8,
+        categories: Sequence[str] = ("news_r", "minute"),
+        overrides: Sequence[str] = (),
+        perfect: Sequence[str] = ("a1", "b1"),
+        error: str | None = None,
+        trainable: int = 1000,
+    ) -> Path:
+        run_dir = tmp_path / "sweep" / name
+        hydra_dir = run_dir / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        overrides = [f"peft={method}", f"seed={seed}", *overrides]
+        (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        choices = {"model": "tiny_t5", "data": "synthetic", "prompt": "none", "peft": method}
+        (hydra_dir / "hydra.yaml").write_text(
+            yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
+        )
+        config = {
+            "peft": {"r": rank} if method == "lora" else {"num_virtual_tokens": 20},
+            "data": {"categories": list(categories)},
+            "optim": {"lr": 2e-4},
+            "trainer": {"max_epochs": 1},
+        }
+        if error is not None:
+            (hydra_dir / "config.yaml").write_text(yaml.safe_dump(config))
+            write_json(
+                run_dir / "results.json",
+                {
+                    "status": "failed",
+                    "method": method,
+                    "seed": seed,
+                    "error": error,
+                    "wall_time_s": 0.5,
+                },
+            )
+            return run_dir
+        write_json(
+            run_dir / "results.json",
+            {
+                "status": "completed",
+                "method": method,
+                "seed": seed,
+                "metrics": {
+                    "rouge1": rouge_l + 0.1,
+                    "rouge2": rouge_l - 0.1,
+                    "rougeL": rouge_l,
+                    "val_rougeL": rouge_l,
+                },
+                "trainable_params": trainable,
+                "total_params": 100_000,
+                "trainable_fraction": trainable / 100_000,
+                "wall_time_s": 10.0 + seed,
+                "config": config,
+            },
+        )
+        write_jsonl(
+            run_dir / "predictions.jsonl",
+            (
+                {
+                    "id": example,
+                    "prediction": reference if example in perfect else "",
+                    "reference": reference,
+                    "category": category,
+                }
+                for example, category, reference in EXAMPLES
+            ),
+        )
+        (run_dir / "metrics.csv").write_text(
+            "epoch,step,train/loss,val/rougeL\n0,4,1.0,\n0,4,,0.1\n1,9,,0.2\n", encoding="utf-8"
+        )
+        return run_dir
+
+    return _make
+
+
+@pytest.fixture
+def lora_vs_prefix(make_run: MakeRun, tmp_path: Path) -> Path:
+    """LoRA (ROUGE-L .30/.32/.34, every example right) vs prefix (.20/.21/.22, half right),
+    three seeds each, and one failed prefix job."""
+    for seed, value in zip((1, 2, 3), (0.30, 0.32, 0.34), strict=True):
+        make_run(f"{seed - 1}", "lora", seed, value, perfect=("a1", "a2", "b1", "b2"))
+    for seed, value in zip((1, 2, 3), (0.20, 0.21, 0.22), strict=True):
+        make_run(f"{seed + 2}", "prefix", seed, value, trainable=500)
+    make_run("6", "prefix", 4, overrides=["trainer.precision=16-mixed"], error="ConfigError: fp16")
+    return tmp_path / "sweep"
+
+
+def test_summary_is_mean_sample_std_and_t_interval() -> None:
+    summary = summarize([0.30, 0.32, 0.34])
+    assert summary.n == 3
+    assert summary.mean == pytest.approx(0.32)
+    assert summary.std == pytest.approx(0.02)
+    half_width = T_975_DF2 * 0.02 / math.sqrt(3)
+    assert (summary.ci_low, summary.ci_high) == pytest.approx(
+        (0.32 - half_width, 0.32 + half_width)
+    )
+    single = summarize([0.5])
+    assert single.mean == 0.5 and math.isnan(single.std) and math.isnan(single.ci_low)
+    assert summarize([]).n == 0 and summarize([math.nan, 0.1]).n == 1
+
+
+def test_runs_group_into_configurations_over_seeds(lora_vs_prefix: Path) -> None:
+    runs = load_runs([lora_vs_prefix])
+    assert len(runs) == 7 and sum(run.completed for run in runs) == 6
+    failed = next(run for run in runs if not run.completed)
+    assert failed.error == "ConfigError: fp16"
+    assert failed.settings["trainer.precision"] == "16-mixed"
+    assert failed.settings["data.categories"] == ("news_r", "minute")  # from .hydra/config.yaml
+
+    [comparison] = compare(runs)
+    assert [config.label for config in comparison.configs] == ["lora", "prefix"]
+    lora, prefix = comparison.configs
+    assert lora.seeds == [1, 2, 3]
+    assert lora.metric("rougeL").mean == pytest.approx(0.32)
+    assert lora.metric("rougeL").std == pytest.approx(0.02)
+    assert prefix.metric("rougeL").mean == pytest.approx(0.21)
+    assert prefix.cost("trainable_params").mean == 500
+    assert comparison.best() is lora
+    assert lora.category_scores == {"minute": 1.0, "news_r": 1.0}
+    assert prefix.category_scores == {"minute": 0.5, "news_r": 0.5}
+
+
+def test_paired_test_against_reference_method(lora_vs_prefix: Path) -> None:
+    [comparison] = compare(load_runs([lora_vs_prefix]))
+    [test] = paired_tests(comparison, "lora", n_resamples=200, seed=0)
+    assert test.reference.method == "lora" and test.config.method == "prefix"
+    assert test.result["n"] == 4
+    assert test.result["mean_diff"] == pytest.approx(-0.5)  # half the examples scored 0
+    assert paired_tests(comparison, "full") == []
+
+
+def test_reference_method_choice() -> None:
+    assert reference_method(["prefix", "lora", "full"]) == "lora"
+    assert reference_method(["prefix", "full"]) == "full"
+    assert reference_method(["prefix", "lora"], "prefix") == "prefix"
+    assert reference_method([]) is None
+
+
+def test_rank_and_categories_split_configurations_and_comparisons(make_run: MakeRun, tmp_path):
+    for rank in (4, 8):
+        make_run(f"r{rank}", "lora", 1, 0.3, rank=rank)
+    make_run("p", "prefix", 1, 0.2)
+    make_run(
+        "other", "lora", 1, 0.3, rank=4, categories=["paper"], overrides=["data.categories=[paper]"]
+    )
+    comparisons = compare(load_runs([tmp_path / "sweep"]))
+    assert [comparison.title for comparison in comparisons] == [
+        "categories=news_r+minute",
+        "categories=paper",
+    ]
+    assert [config.label for config in comparisons[0].configs] == ["lora r=4", "lora r=8", "prefix"]
+
+
+def test_report_files(lora_vs_prefix: Path, tmp_path: Path) -> None:
+    files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=200)
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert "| lora | 1, 2, 3 | 42.00 ± 2.00 [" in markdown
+    assert "| prefix | 1, 2, 3 | 31.00 ± 1.00 [" in markdown
+    assert "**Best configuration** (highest mean test ROUGE-L): **lora**" in markdown
+    assert "### Paired significance against lora" in markdown
+    assert "| prefix | -50.00 |" in markdown
+    assert "### Per-category test ROUGE-L" in markdown
+    assert "ConfigError: fp16" in markdown and "trainer.precision=16-mixed" in markdown
+    assert "<table>" in files.html.read_text(encoding="utf-8")
+
+    with files.csv.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 7
+    assert {row["status"] for row in rows} == {"completed", "failed"}
+    assert {"method", "seed", "peft.r", "data.categories", "optim.lr", "rougeL"} <= set(rows[0])
+
+    names = {path.name for path in files.figures}
+    assert names == {"rougeL_vs_params.png", "per_category.png", "val_rougeL_curves.png"}
+    for path in files.figures:
+        assert path.read_bytes().startswith(PNG_SIGNATURE) and path.stat().st_size > 1000
+
+
+def test_rank_plot_only_when_rank_varies(make_run: MakeRun, tmp_path: Path) -> None:
+    for rank in (4, 8):
+        for seed in (1, 2):
+            make_run(f"r{rank}s{seed}", "lora", seed, 0.3 + rank / 100, rank=rank)
+    files = build_report([tmp_path / "sweep"], tmp_path / "report", n_resamples=50)
+    assert "rouge_vs_rank.png" in {path.name for path in files.figures}
+
+
+def test_cli_prints_where_the_report_is(lora_vs_prefix, tmp_path, capsys) -> None:
+    assert (
+        report_main([str(lora_vs_prefix), "--out", str(tmp_path / "out"), "--resamples", "50"]) == 0
+    )
+    assert str(tmp_path / "out" / "report.md") in capsys.readouterr().out
+
+
+def test_cli_without_runs_fails_clearly(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    assert report_main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no results.json" in capsys.readouterr().err
+
+
+def test_wandb_tags_fit_and_name_the_configuration() -> None:
+    labels: dict[str, Any] = {
+        "method": "lora",
+        "r": 8,
+        "prompt": "none",
+        "categories": [
+            "news_r",
+            "briefing",
+            "his_cul",
+            "paper",
+            "minute",
+            "edit",
+            "public",
+            "speech",
+            "literature",
+            "narration",
+        ],
+        "seed": 1,
+    }
+    tags = run_tags(labels)
+    assert tags[:3] == ["lora", "r=8", "prompt=none"] and tags[-1] == "seed=1"
+    assert all(len(tag) <= MAX_TAG_LENGTH for tag in tags)
+    assert tags[3].startswith("categories=10 items #")
+    assert run_tags({**labels, "categories": ["news_r"], "r": None})[1:3] == [
+        "prompt=none",
+        "categories=news_r",
+    ]
+    assert run_name(labels) == "lora r=8 prompt=none seed=1"
+
+
+def test_notebook_is_valid_and_its_code_compiles() -> None:
+    path = REPO_ROOT / "notebooks" / "report.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    assert notebook["nbformat"] == 4
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    sources = ["".join(cell["source"]) for cell in code]
+    for index, source in enumerate(sources):
+        compile(source, f"{path}:cell{index}", "exec")
+    assert any("results.csv" in source for source in sources)
