@@ -1,12 +1,16 @@
-"""Benchmark of corpus loading at full AI-Hub scale (~160k documents).
+"""Benchmark of corpus loading and the tokenised cache at full AI-Hub scale (~160k documents).
 
 Replicates the 350 real samples in ../shared/data (or, where they are absent, a synthetic corpus)
 to `--docs` files in a temporary folder laid out like the real delivery, with unique ids spread
-over the ten categories, then times `AihubSource.fingerprint()` and `AihubSource.load()` (read,
-parse, normalise), from the folders and, with `--zip`, from one zip of them. `build_replica`
-is importable for other benchmarks (tokenisation, cache).
+over the ten categories, then times
+- `AihubSource.fingerprint()` and `AihubSource.load()` (read, parse, normalise), from the folders
+  and, with `--zip`, from one zip of them;
+- `SummarizationDataModule.setup()` with a byte-level BPE tokenizer and the seed's 1024/128
+  lengths: the first load (parse, normalise, split, tokenise, write the cache) and the cached
+  reload by a new data module with the same settings.
+`build_replica` is importable for other benchmarks.
 
-    .venv/bin/python scripts/bench_data.py --docs 20000 [--zip]
+    .venv/bin/python scripts/bench_data.py --docs 20000 [--zip] [--vocab-size 8000]
 
 Not for: correctness checks (the tests do that); numbers depend on disk and page cache.
 """
@@ -20,11 +24,18 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from kosum.data.aihub import CATEGORIES, AihubSource
+from kosum.data.datamodule import SummarizationDataModule
+from kosum.data.prompts import PromptTemplate
 from kosum.data.synthetic import generate_corpus
+from kosum.models.tokenizer_training import train_bpe_tokenizer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "aihub582_sample"
 VALIDATION_EVERY = 10  # every 10th replica goes to Validation, the rest to Training
+SEED_PROMPT = PromptTemplate("불필요한 내용은 생략하고 핵심 내용을 간단하게 한줄 요약: {text}")
+TOKENIZER_TRAINING_DOCS = 2_000
 
 
 def _templates(tmp_dir: Path) -> list[tuple[bytes, str]]:
@@ -92,10 +103,53 @@ def time_load(root: Path) -> dict[str, float]:
     }
 
 
+def time_tokenized_cache(root: Path, cache_dir: Path, vocab_size: int) -> dict[str, float]:
+    """Seconds for the first `setup()` (parse → split → tokenise → write cache) and for the
+    cached reload by a new data module, with a BPE tokenizer trained beforehand (not timed) on
+    the first documents. The reloaded splits are checked against the first ones."""
+    sample = AihubSource(root, max_docs=TOKENIZER_TRAINING_DOCS).load().examples
+    tokenizer = train_bpe_tokenizer(
+        [e.text for e in sample] + [e.summary for e in sample], vocab_size
+    )
+
+    def setup() -> tuple[SummarizationDataModule, float]:
+        datamodule = SummarizationDataModule(
+            AihubSource(root),
+            SEED_PROMPT,
+            max_source_length=1024,
+            max_target_length=128,
+            cache_dir=cache_dir,
+        )
+        datamodule.set_tokenizer(tokenizer)
+        start = time.perf_counter()
+        datamodule.setup()
+        return datamodule, time.perf_counter() - start
+
+    first, first_s = setup()
+    cached, cached_s = setup()
+    assert (first.data_summary["cache"], cached.data_summary["cache"]) == ("miss", "hit")
+    for name, split in first.splits.items():
+        reloaded = cached.splits[name]
+        assert np.array_equal(split.source_tokens, reloaded.source_tokens), name
+        assert split.ids == reloaded.ids and split.references == reloaded.references, name
+    documents = sum(len(split) for split in first.splits.values())
+    train = first.splits["train"]
+    return {
+        "documents": documents,
+        "mean_source_tokens": round(float(train.source_lengths().mean()), 1),
+        "cache_mb": round(sum(f.stat().st_size for f in cache_dir.rglob("*")) / 2**20, 1),
+        "first_load_s": round(first_s, 3),
+        "first_load_docs_per_s": round(documents / first_s),
+        "cached_reload_s": round(cached_s, 3),
+        "speedup": round(first_s / cached_s, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=160_000, help="documents to replicate")
     parser.add_argument("--zip", action="store_true", help="also time reading it from a zip")
+    parser.add_argument("--vocab-size", type=int, default=8_000, help="BPE vocabulary size")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kosum-bench-") as tmp:
         start = time.perf_counter()
@@ -104,6 +158,8 @@ def main() -> None:
         print("folders:", json.dumps(time_load(root)))
         if args.zip:
             print("zip:    ", json.dumps(time_load(zip_replica(root))))
+        cache = time_tokenized_cache(root, Path(tmp) / "cache", args.vocab_size)
+        print("tokenised cache:", json.dumps(cache))
 
 
 if __name__ == "__main__":

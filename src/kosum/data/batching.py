@@ -19,7 +19,12 @@ LABEL_PAD = -100  # ignored by the cross-entropy loss
 
 
 class Seq2SeqCollator:
-    """Pad `input_ids` with the pad id and `labels` with -100, to the batch max or a fixed size."""
+    """Pad `input_ids` with the pad id and `labels` with -100, to the batch max or a fixed size.
+
+    The attention mask marks each row's real tokens by length, not by comparing with the pad id:
+    a tokenizer whose pad token is also its `</s>` (a common workaround) would otherwise hide
+    every end-of-sequence token from the encoder.
+    """
 
     def __init__(
         self,
@@ -32,23 +37,31 @@ class Seq2SeqCollator:
         self.fixed_target_length = fixed_target_length
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        input_ids = _pad([r["input_ids"] for r in rows], self.pad_token_id, self.fixed_source_length)
+        sources = [r["input_ids"] for r in rows]
+        input_ids, attention_mask = _pad(sources, self.pad_token_id, self.fixed_source_length)
         batch: dict[str, Any] = {
             "input_ids": input_ids,
-            "attention_mask": (input_ids != self.pad_token_id).long(),
+            "attention_mask": attention_mask,
             "index": torch.tensor([r["index"] for r in rows], dtype=torch.long),
         }
         if all(len(r["labels"]) > 0 for r in rows):
-            batch["labels"] = _pad([r["labels"] for r in rows], LABEL_PAD, self.fixed_target_length)
+            batch["labels"], _ = _pad(
+                [r["labels"] for r in rows], LABEL_PAD, self.fixed_target_length
+            )
         return batch
 
 
-def _pad(sequences: Sequence[Sequence[int]], value: int, fixed: int | None) -> torch.Tensor:
+def _pad(
+    sequences: Sequence[Sequence[int]], value: int, fixed: int | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(padded ids, mask of real tokens), `fixed` wide or as wide as the longest sequence."""
     width = fixed or max(len(s) for s in sequences)
     out = torch.full((len(sequences), width), value, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, sequence in enumerate(sequences):
-        out[row, : len(sequence)] = torch.as_tensor(sequence[:width], dtype=torch.long)
-    return out
+        out[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return out, mask
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -59,6 +72,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     and shuffles the batches; the order is a pure function of (seed, epoch), so a resumed run
     sees the same batches. Evaluation (`shuffle=False`): longest first, so generation pads little
     and a too-large batch fails at once rather than at the end.
+
+    Lightning calls `set_epoch` on `dataloader.sampler` and `dataloader.batch_sampler.sampler`,
+    never on the batch sampler itself, so this class is its own `sampler`: without that every
+    epoch would repeat epoch 0's order.
     """
 
     def __init__(
@@ -80,6 +97,10 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.group_by_length = group_by_length
         self.epoch = 0
 
+    @property
+    def sampler(self) -> LengthGroupedBatchSampler:
+        return self
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
@@ -93,13 +114,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if not self.group_by_length:
             return order
         windows = [order[i : i + self.window] for i in range(0, len(order), self.window)]
-        return np.concatenate(
-            [w[np.argsort(-self.lengths[w], kind="stable")] for w in windows]
-        )
+        return np.concatenate([w[np.argsort(-self.lengths[w], kind="stable")] for w in windows])
 
     def __iter__(self) -> Iterator[list[int]]:
         order = self._order()
-        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        size = self.batch_size
+        batches = [order[i : i + size].tolist() for i in range(0, len(order), size)]
         if self.shuffle and self.group_by_length:
             rng = np.random.default_rng(self.seed + self.epoch + 1_000_003)
             batches = [batches[i] for i in rng.permutation(len(batches))]
