@@ -96,6 +96,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.window = batch_size * window_batches
         self.group_by_length = group_by_length
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches_done: int) -> None:
+        """Skip the first `batches_done` batches of `epoch` (once): a resumed run continues
+        mid-epoch with exactly the batches the interrupted run had not trained on yet."""
+        self._resume = (epoch, batches_done)
 
     @property
     def sampler(self) -> LengthGroupedBatchSampler:
@@ -123,6 +129,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if self.shuffle and self.group_by_length:
             rng = np.random.default_rng(self.seed + self.epoch + 1_000_003)
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self._resume is not None and self._resume[0] == self.epoch:
+            batches = batches[self._resume[1] :]
+            self._resume = None
         return iter(batches)
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 import numpy as np
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
@@ -89,6 +90,7 @@ class SummarizationDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.seed = seed
         self.tokenizer: PreTrainedTokenizerBase | None = None
+        self._resume_state: dict[str, int] | None = None
         self.splits: dict[str, TokenizedSplit] = {}
         self.data_summary: dict[str, Any] = {}
         self._examples: dict[str, list[SummaryExample]] | None = None
@@ -296,13 +298,31 @@ class SummarizationDataModule(L.LightningDataModule):
             seed=self.seed,
             group_by_length=self.group_by_length,
         )
+        if shuffle and self._resume_state:
+            sampler.resume_at(self._resume_state["epoch"], self._resume_state["train_batches_done"])
+            self._resume_state = None
         return DataLoader(
             split,
             batch_sampler=sampler,
             collate_fn=collator,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # A private generator: creating an iterator then draws nothing from the global RNG,
+            # whose state (dropout) a resumed run restores from the checkpoint.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+
+    # -- resuming mid-epoch -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, int]:
+        """Saved in every checkpoint: where in which epoch training stood."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return {}
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        return {"epoch": trainer.current_epoch, "train_batches_done": progress.processed}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume_state = dict(state_dict) or None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)

@@ -73,6 +73,9 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         scheduler=instantiate(cfg.scheduler),
         generation=instantiate(cfg.generation),
     )
+    resume_from = resume_checkpoint(cfg, run_dir) if is_trainable(method) else None
+    if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
+        _keep_aside(run_dir / "metrics.csv")
     loggers = [instantiate(node) for node in cfg.logger.values()]
     callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
@@ -81,7 +84,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
 
     trained = is_trainable(method)
     if trained:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     best_val = _best_val_metrics(trainer)
     if cfg.test:
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if best_val else None)
@@ -124,6 +127,16 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
         log.warning("resuming from %s", last)
         return str(last)
     return None
+
+
+def _keep_aside(path: Path) -> None:
+    """Rename `path` to the first free `<stem>.before-resume-<n><suffix>`, if it exists."""
+    if not path.exists():
+        return
+    n = 1
+    while (target := path.with_name(f"{path.stem}.before-resume-{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(target)
 
 
 def _best_val_metrics(trainer: L.Trainer) -> dict[str, float]:
