@@ -26,7 +26,9 @@ register_resolvers()
 def shared_data() -> Path:
     """The real AI-Hub samples beside the repo (kosum's machines and CI only)."""
     if not (SHARED_DATA / "aihub582_sample").is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (it exists on kosum's machines and CI only)")
+        pytest.skip(
+            f"real data not found at {SHARED_DATA} (it exists on kosum's machines and CI only)"
+        )
     return SHARED_DATA
 
 

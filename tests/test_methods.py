@@ -29,8 +29,9 @@ VOCAB = 64
 def _method_spec(name: str, tmp_path: Path, **overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"peft={name}", *overrides],
-                      return_hydra_config=False)
+        cfg = compose(
+            config_name="train", overrides=[f"peft={name}", *overrides], return_hydra_config=False
+        )
     node = OmegaConf.to_container(cfg.peft, resolve=False)
     if "tokenizer_name_or_path" in node:  # resolved by a real run to <run dir>/tokenizer
         node["tokenizer_name_or_path"] = None
@@ -39,9 +40,19 @@ def _method_spec(name: str, tmp_path: Path, **overrides: str):
 
 def _tiny_t5() -> T5ForConditionalGeneration:
     torch.manual_seed(0)
-    config = T5Config(vocab_size=VOCAB, d_model=32, d_ff=64, d_kv=8, num_heads=4, num_layers=2,
-                      num_decoder_layers=2, decoder_start_token_id=0, pad_token_id=0,
-                      eos_token_id=1, dropout_rate=0.0)
+    config = T5Config(
+        vocab_size=VOCAB,
+        d_model=32,
+        d_ff=64,
+        d_kv=8,
+        num_heads=4,
+        num_layers=2,
+        num_decoder_layers=2,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+        dropout_rate=0.0,
+    )
     return T5ForConditionalGeneration(config)
 
 
@@ -110,11 +121,17 @@ def test_adapter_save_reload_round_trip(name: str, tmp_path: Path):
 def test_prompt_tuning_text_init_uses_the_run_tokenizer(compose_train, tmp_path: Path):
     from kosum.training.pipeline import run_training
 
-    record = run_training(compose_train(
-        tmp_path / "run", "experiment=smoke", "peft=prompt", "peft.prompt_tuning_init=TEXT",
-        "peft.prompt_tuning_init_text='핵심 내용을 요약'", "peft.num_virtual_tokens=4",
-        "trainer.max_epochs=1",
-    ))
+    record = run_training(
+        compose_train(
+            tmp_path / "run",
+            "experiment=smoke",
+            "peft=prompt",
+            "peft.prompt_tuning_init=TEXT",
+            "peft.prompt_tuning_init_text='핵심 내용을 요약'",
+            "peft.num_virtual_tokens=4",
+            "trainer.max_epochs=1",
+        )
+    )
     assert record["status"] == "completed"
     adapter_config = json.loads((tmp_path / "run" / "adapter" / "adapter_config.json").read_text())
     assert adapter_config["prompt_tuning_init"] == "TEXT"
@@ -123,8 +140,9 @@ def test_prompt_tuning_text_init_uses_the_run_tokenizer(compose_train, tmp_path:
 def test_seed_recipe_composes_to_the_seed_values():
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=seed_3rd_place",
-                                                      "data.root=/data/aihub582"])
+        cfg = compose(
+            config_name="train", overrides=["experiment=seed_3rd_place", "data.root=/data/aihub582"]
+        )
     assert cfg.model.name_or_path == "lcw99/t5-large-korean-text-summary"
     assert cfg.model.trust_remote_code is False
     assert len(cfg.data.categories) == 10
@@ -149,7 +167,10 @@ def test_seed_recipe_composes_to_the_seed_values():
     ("overrides", "message"),
     [
         (["trainer.precision=16-mixed"], "overflows in fp16"),
-        (["peft=prefix", "gradient_checkpointing=true"], "gradient_checkpointing=true with peft=prefix"),
+        (
+            ["peft=prefix", "gradient_checkpointing=true"],
+            "gradient_checkpointing=true with peft=prefix",
+        ),
         (["peft=prefix", "merge=true"], "only LoRA and IA3"),
         (["resume=yes"], "resume="),
     ],
@@ -166,8 +187,9 @@ def test_merged_lora_predicts_like_the_adapter(compose_train, tmp_path: Path):
     from kosum.training.pipeline import run_training
 
     run_dir = tmp_path / "run"
-    record = run_training(compose_train(run_dir, "experiment=smoke", "merge=true",
-                                        "trainer.max_epochs=1"))
+    record = run_training(
+        compose_train(run_dir, "experiment=smoke", "merge=true", "trainer.max_epochs=1")
+    )
     rows = read_jsonl(run_dir / "predictions.jsonl")
     assert any(r["prediction"] for r in rows)
     adapted, tokenizer = load_trained(run_dir)
@@ -179,8 +201,11 @@ def test_merged_lora_predicts_like_the_adapter(compose_train, tmp_path: Path):
     with torch.inference_mode():
         from_adapter = adapted.generate(**batch, **settings)
         from_merged = merged.generate(**batch, **settings)
-        torch.testing.assert_close(merged(**batch, labels=from_adapter).logits,
-                                   adapted(**batch, labels=from_adapter).logits,
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            merged(**batch, labels=from_adapter).logits,
+            adapted(**batch, labels=from_adapter).logits,
+            rtol=1e-4,
+            atol=1e-4,
+        )
     assert torch.equal(from_adapter, from_merged)
     assert copy.deepcopy(merged) is not None

@@ -52,8 +52,13 @@ def test_smoke_run_writes_records_and_reloadable_adapter(run_cli, tmp_path: Path
     texts = _test_texts(record, ids)
     regenerated = []
     for start in range(0, len(texts), 8):
-        batch = tokenizer(texts[start : start + 8], return_tensors="pt", padding=True,
-                          truncation=True, max_length=record["config"]["data"]["max_source_length"])
+        batch = tokenizer(
+            texts[start : start + 8],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=record["config"]["data"]["max_source_length"],
+        )
         with torch.inference_mode():
             out = model.generate(**batch, **cfg_generation)
         regenerated += [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
@@ -70,16 +75,24 @@ def _test_texts(record: dict, ids: list[str]) -> list[str]:
 
     cfg = OmegaConf.create(record["config"])
     examples = instantiate(cfg.data.source).load().examples
-    by_id = {e.id: e for e in split_examples(examples, val_fraction=cfg.data.val_fraction,
-                                             test_fraction=cfg.data.test_fraction,
-                                             salt=cfg.data.split_salt)["test"]}
+    by_id = {
+        e.id: e
+        for e in split_examples(
+            examples,
+            val_fraction=cfg.data.val_fraction,
+            test_fraction=cfg.data.test_fraction,
+            salt=cfg.data.split_salt,
+        )["test"]
+    }
     prompt = PromptTemplate(**cfg.prompt)
     return [prompt.format(by_id[i].text, "inference") for i in ids]
 
 
 def test_same_config_and_seed_give_identical_metrics(compose_train, tmp_path: Path):
     records = [
-        run_training(compose_train(tmp_path / f"run{i}", "experiment=smoke", "trainer.max_epochs=1"))
+        run_training(
+            compose_train(tmp_path / f"run{i}", "experiment=smoke", "trainer.max_epochs=1")
+        )
         for i in range(2)
     ]
     assert records[0]["metrics"] == records[1]["metrics"]
@@ -97,8 +110,12 @@ def test_unknown_group_option_fails_before_training(run_cli, tmp_path: Path):
 
 def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):
     run_dir = tmp_path / "fp16"
-    result = run_cli("kosum.cli.train", "experiment=smoke", "trainer.precision=16-mixed",
-                     f"hydra.run.dir={run_dir}")
+    result = run_cli(
+        "kosum.cli.train",
+        "experiment=smoke",
+        "trainer.precision=16-mixed",
+        f"hydra.run.dir={run_dir}",
+    )
     assert result.returncode != 0
     assert "overflows in fp16" in result.stderr
     record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))

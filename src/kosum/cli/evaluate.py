@@ -1,7 +1,7 @@
 """`kosum-eval`: the training run's evaluation on a saved run/adapter and a data set, no training.
 
-    kosum-eval run=outputs/train/runs/<time>
-    kosum-eval run=<dir> data=table data.path=test.csv generation=seed
+kosum-eval run=outputs/train/runs/<time>
+kosum-eval run=<dir> data=table data.path=test.csv generation=seed
 """
 
 from __future__ import annotations

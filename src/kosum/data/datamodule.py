@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 

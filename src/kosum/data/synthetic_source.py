@@ -35,7 +35,9 @@ class SyntheticSource:
         key = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:16]
         self.corpus_dir = Path(cache_dir) / "synthetic" / key
         self.reader_options = {
-            "categories": list(categories), "summary_field": summary_field, "max_docs": max_docs
+            "categories": list(categories),
+            "summary_field": summary_field,
+            "max_docs": max_docs,
         }
 
     def _reader(self) -> AihubSource:
@@ -46,7 +48,9 @@ class SyntheticSource:
 
     def _generate(self) -> None:
         self.corpus_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{self.corpus_dir.name}-", dir=self.corpus_dir.parent))
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{self.corpus_dir.name}-", dir=self.corpus_dir.parent)
+        )
         generate_corpus(staging, **self.options)
         try:
             staging.rename(self.corpus_dir)

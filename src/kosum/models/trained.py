@@ -31,7 +31,9 @@ def load_trained(
     path = Path(run_or_adapter)
     for candidate in (path / ADAPTER_DIR, path / FULL_MODEL_DIR, path):
         if (candidate / "adapter_config.json").exists():
-            return _load_adapter(candidate, base_name_or_path), AutoTokenizer.from_pretrained(candidate)
+            return _load_adapter(candidate, base_name_or_path), AutoTokenizer.from_pretrained(
+                candidate
+            )
         if (candidate / "config.json").exists():
             model = AutoModelForSeq2SeqLM.from_pretrained(candidate, dtype=torch.float32)
             return model.eval(), AutoTokenizer.from_pretrained(candidate)

@@ -38,7 +38,13 @@ class _Encoder:
         # safetensors refuses tensors that share memory: one entry per identical view, and a
         # private copy for any other view of storage already written.
         storage = tensor.untyped_storage().data_ptr()
-        view = (storage, tensor.storage_offset(), tuple(tensor.shape), tensor.stride(), tensor.dtype)
+        view = (
+            storage,
+            tensor.storage_offset(),
+            tuple(tensor.shape),
+            tensor.stride(),
+            tensor.dtype,
+        )
         if view not in self._views:
             shared = tensor.numel() > 0 and any(key[0] == storage for key in self._views)
             name = f"t{len(self._views)}"
@@ -52,8 +58,12 @@ class _Encoder:
         if isinstance(value, dict):
             if all(isinstance(key, str) for key in value):
                 return {key: self.encode(item, f"{where}.{key}") for key, item in value.items()}
-            return {_PAIRS: [[self.encode(k, where), self.encode(v, f"{where}[{k!r}]")]
-                             for k, v in value.items()]}
+            return {
+                _PAIRS: [
+                    [self.encode(k, where), self.encode(v, f"{where}[{k!r}]")]
+                    for k, v in value.items()
+                ]
+            }
         if isinstance(value, tuple):
             return {_TUPLE: [self.encode(item, where) for item in value]}
         if isinstance(value, list):
@@ -101,7 +111,9 @@ class SafetensorsCheckpointIO(CheckpointIO):
         with safe_open(str(path), framework="pt") as reader:
             metadata = reader.metadata() or {}
         if _META_KEY not in metadata:
-            raise ValueError(f"{path} is not a kosum safetensors checkpoint (no {_META_KEY!r} metadata)")
+            raise ValueError(
+                f"{path} is not a kosum safetensors checkpoint (no {_META_KEY!r} metadata)"
+            )
         tensors = load_file(str(path), device="cpu")
         return _decode(json.loads(metadata[_META_KEY]), tensors)
 

@@ -92,10 +92,15 @@ class SummarizationModule(L.LightningModule):
         settings = self.scheduler_settings
         warmup = settings.warmup_steps or int(settings.warmup_ratio * total_steps)
         scheduler = get_scheduler(settings.name, optimizer, warmup, total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        trainable = {f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad}
+        trainable = {
+            f"model.{name}" for name, p in self.model.named_parameters() if p.requires_grad
+        }
         checkpoint["state_dict"] = {
             key: value for key, value in checkpoint["state_dict"].items() if key in trainable
         }
@@ -161,7 +166,9 @@ class SummarizationModule(L.LightningModule):
         indices, predictions = outputs.sorted_by_index()
         references = [dataset.references[i] for i in indices]
         metrics = compute_rouge(predictions, references)
-        gen_len = sum(len(self.tokenizer.tokenize(p)) for p in predictions) / max(len(predictions), 1)
+        gen_len = sum(len(self.tokenizer.tokenize(p)) for p in predictions) / max(
+            len(predictions), 1
+        )
         self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
         if outputs.loss_batches:
             self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_batches

@@ -146,7 +146,9 @@ def _best_val_metrics(trainer: L.Trainer) -> dict[str, float]:
     return {"rougeL": float(checkpoint.best_model_score)}
 
 
-def _save_trained_weights(model: torch.nn.Module, tokenizer: Any, run_dir: Path, trained: bool) -> None:
+def _save_trained_weights(
+    model: torch.nn.Module, tokenizer: Any, run_dir: Path, trained: bool
+) -> None:
     if not trained:
         return
     target = run_dir / (ADAPTER_DIR if hasattr(model, "peft_config") else FULL_MODEL_DIR)

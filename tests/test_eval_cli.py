@@ -1,0 +1,71 @@
+"""`kosum-eval` re-runs a trained run's evaluation without training, on its own or other data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from kosum.io import read_jsonl
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_training_test_and_takes_other_data(run_cli, tmp_path: Path):
+    run_dir = tmp_path / "train"
+    result = run_cli(
+        "kosum.cli.train", "experiment=smoke", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+
+    eval_dir = tmp_path / "eval"
+    result = run_cli("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={eval_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
+    for key in ("rouge1", "rouge2", "rougeL", "loss"):
+        assert evaluated["metrics"][key] == trained["metrics"][key], key
+    assert read_jsonl(eval_dir / "predictions.jsonl") == read_jsonl(run_dir / "predictions.jsonl")
+
+    # Another data set (the competition CSV format) through data=table.
+    rows = read_jsonl(run_dir / "predictions.jsonl")
+    table = tmp_path / "other.csv"
+    with table.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "summary"])
+        for i in range(12):
+            writer.writerow(
+                [f"doc{i}", rows[i % len(rows)]["reference"] * 3, rows[i % len(rows)]["reference"]]
+            )
+    other_dir = tmp_path / "eval-other"
+    result = run_cli(
+        "kosum.cli.evaluate",
+        f"run={run_dir}",
+        "data=table",
+        f"data.path={table}",
+        "data.val_fraction=0.3",
+        "data.test_fraction=0.3",
+        f"hydra.run.dir={other_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    other = json.loads((other_dir / "results.json").read_text(encoding="utf-8"))
+    assert other["config"]["data"]["path"] == str(table)
+    assert {r["id"] for r in read_jsonl(other_dir / "predictions.jsonl")} <= {
+        f"doc{i}" for i in range(12)
+    }
+    assert 0.0 <= other["metrics"]["rougeL"] <= 1.0
+
+
+def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
+    result = run_cli(
+        "kosum.cli.evaluate",
+        f"run={tmp_path / 'nope'}",
+        "data=table",
+        f"data.path={tmp_path / 'x.csv'}",
+        "prompt=none",
+        "generation=greedy",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
+    assert result.returncode != 0
+    assert "holds no trained model" in result.stderr
