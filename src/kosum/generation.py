@@ -2,17 +2,16 @@
 
 `generate` holds keyword arguments for `model.generate()` unchanged (num_beams, do_sample,
 min_length, max_length, ...); `first_sentence` keeps only the first sentence of each output,
-as the seed did after its 8-beam + sampling decoding.
+as the seed did after its 8-beam + sampling decoding. The sentence splitter is Korean-aware
+(`kosum.text.sentences`); docs/inference.md compares it with the seed's nltk Punkt.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-# A sentence ends at . ? ! (optionally followed by closing quotes/brackets) before whitespace.
-_SENTENCE_END = re.compile(r"(?<=[.?!])[\"'”’)\]]*\s+")
+from kosum.text.sentences import first_sentence
 
 
 @dataclass
@@ -23,9 +22,3 @@ class GenerationSettings:
     def postprocess(self, text: str) -> str:
         text = text.strip()
         return first_sentence(text) if self.first_sentence else text
-
-
-def first_sentence(text: str) -> str:
-    """The text up to and including its first sentence-final punctuation mark."""
-    match = _SENTENCE_END.search(text)
-    return text[: match.start()].strip() if match else text.strip()

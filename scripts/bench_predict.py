@@ -1,0 +1,239 @@
+"""Benchmark of summary generation: the seed's one-at-a-time loop vs `generate_summaries`.
+
+The model is kosum's `tiny_t5` architecture, randomly initialised (seed 0), with a byte-level BPE
+tokenizer trained on the benchmark texts: the first `--texts` documents of
+../shared/data/competition_sample.csv, or a synthetic corpus where that file is absent. A random
+model never emits EOS, so every output runs to `max_length`: the worst case for batching (no
+early-finishing rows) and equal work for every candidate.
+
+For each decoding preset (conf/generation/<name>.yaml, unchanged), the baseline is the seed's
+loop: `model.generate` on one tokenised text at a time, then decode and post-process. It is
+measured before and after the candidates and the ratios use the mean of the two, as the machine
+may be shared. Candidates: `generate_summaries` at each batch size with every fix,
+then at `--ablation-batch-size` each fix turned off in turn (stock cross-attention cache,
+padded encoder batch, no length sorting). Outputs are compared too: for deterministic presets,
+how many equal the baseline's; for beam presets, whether the cache fix gives exactly the stock
+cache's outputs (same seed and batch size, sampling included). docs/inference.md has the numbers.
+
+    .venv/bin/python scripts/bench_predict.py --threads 1 --texts 64 --json out.json
+
+`--threads 1` on a shared machine: with two intra-op threads, the one-at-a-time loop's tiny ops
+stall on a busy second core and the ratios swing with the load.
+
+Not for: quality numbers (the model is untrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from transformers import PreTrainedTokenizerBase, T5Config, T5ForConditionalGeneration
+
+from kosum.config import config_dir
+from kosum.data.aihub import AihubSource
+from kosum.data.synthetic import generate_corpus
+from kosum.generation import GenerationSettings
+from kosum.inference.batched import generate_summaries
+from kosum.models.tokenizer_training import train_bpe_tokenizer
+
+COMPETITION_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "competition_sample.csv"
+SEED = 1234
+
+
+def load_texts(count: int) -> tuple[list[str], str]:
+    if COMPETITION_CSV.is_file():
+        with COMPETITION_CSV.open(encoding="utf-8", newline="") as handle:
+            texts = [row["text"] for row in csv.DictReader(handle)]
+        return texts[:count], str(COMPETITION_CSV)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = generate_corpus(Path(tmp), docs_per_category=max(count // 10 + 1, 4))
+        examples = AihubSource(corpus).load().examples
+    return [e.text for e in examples][:count], "synthetic corpus (real data absent)"
+
+
+def build_model(texts: list[str]) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    tokenizer = train_bpe_tokenizer(texts, vocab_size=2000)
+    init = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "model" / "tiny_t5.yaml"))
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        **init["init_config"],
+    )
+    return T5ForConditionalGeneration(config).eval(), tokenizer
+
+
+def preset(name: str) -> GenerationSettings:
+    return instantiate(OmegaConf.load(Path(config_dir()) / "generation" / f"{name}.yaml"))
+
+
+def one_at_a_time(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    settings: GenerationSettings,
+    max_length: int,
+) -> list[str]:
+    """The seed's loop: tokenise, generate, decode one document at a time."""
+    summaries = []
+    for text in texts:
+        batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=max_length)
+        sequences = model.generate(**batch, **settings.generate)
+        summaries.append(
+            settings.postprocess(tokenizer.decode(sequences[0], skip_special_tokens=True))
+        )
+    return summaries
+
+
+def timed(run: Callable[[], list[str]]) -> tuple[list[str], float]:
+    torch.manual_seed(SEED)
+    started = time.perf_counter()
+    outputs = run()
+    return outputs, time.perf_counter() - started
+
+
+def bench_preset(
+    name: str,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    batch_sizes: list[int],
+    ablation_batch_size: int,
+    max_length: int,
+) -> dict[str, Any]:
+    settings = preset(name)
+    beams = settings.generate.get("num_beams", 1)
+    sampling = bool(settings.generate.get("do_sample"))
+
+    def baseline() -> list[str]:
+        return one_at_a_time(model, tokenizer, texts, settings, max_length)
+
+    def batched(batch_size: int, **options: bool) -> Callable[[], list[str]]:
+        return lambda: (
+            generate_summaries(
+                model, tokenizer, texts, settings, batch_size, max_length, **options
+            ).summaries
+        )
+
+    candidates: list[tuple[str, Callable[[], list[str]], int, bool]] = [
+        (f"batched {size}", batched(size), size, True) for size in batch_sizes
+    ]
+    # Ablations at one batch size: each fix turned off in turn.
+    size = ablation_batch_size
+    if beams > 1:
+        candidates.append(
+            (f"batched {size}, stock cache", batched(size, keep_cross_attention=False), size, False)
+        )
+    candidates.append(
+        (f"batched {size}, padded encoder", batched(size, encode_one_by_one=False), size, True)
+    )
+    candidates.append(
+        (f"batched {size}, unsorted", batched(size, sort_by_length=False), size, True)
+    )
+
+    reference, first = timed(baseline)
+    print(f"[{name}] one-at-a-time: {len(texts) / first:.2f} summaries/s", flush=True)
+    rows = []
+    outputs: dict[tuple[int, bool], list[str]] = {}
+    for label, run, batch_size, keep in candidates:
+        summaries, seconds = timed(run)
+        if not label.endswith(("padded encoder", "unsorted")):
+            outputs[(batch_size, keep)] = summaries
+        rows.append({"candidate": label, "seconds": seconds, "summaries": summaries})
+        print(f"[{name}] {label}: {len(texts) / seconds:.2f} summaries/s", flush=True)
+    _, second = timed(baseline)
+    base_seconds = statistics.mean([first, second])
+    print(f"[{name}] one-at-a-time again: {len(texts) / second:.2f} summaries/s", flush=True)
+
+    results = []
+    for row in rows:
+        summaries = row.pop("summaries")
+        row["summaries_per_s"] = round(len(texts) / row["seconds"], 3)
+        row["speedup"] = round(base_seconds / row["seconds"], 2)
+        row["seconds"] = round(row["seconds"], 2)
+        if not sampling:
+            row["same_as_baseline"] = sum(a == b for a, b in zip(summaries, reference, strict=True))
+        results.append(row)
+        print(f"[{name}] {row['candidate']}: {row['speedup']}x one-at-a-time", flush=True)
+    identical_cache = (
+        outputs[(ablation_batch_size, True)] == outputs[(ablation_batch_size, False)]
+        if (ablation_batch_size, False) in outputs
+        else None
+    )
+    return {
+        "preset": name,
+        "generate": dict(settings.generate),
+        "first_sentence": settings.first_sentence,
+        "baseline_summaries_per_s": [round(len(texts) / first, 3), round(len(texts) / second, 3)],
+        "candidates": results,
+        "cache_fix_identical_to_stock": identical_cache,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--texts", type=int, default=64)
+    parser.add_argument("--presets", default="greedy,seed")
+    parser.add_argument("--batch-sizes", default="8,16,32")
+    parser.add_argument("--ablation-batch-size", type=int, default=16)
+    parser.add_argument("--max-source-length", type=int, default=1024)
+    parser.add_argument(
+        "--threads", type=int, help="torch intra-op threads (default: torch's; 1 on a busy machine)"
+    )
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    texts, source = load_texts(args.texts)
+    model, tokenizer = build_model(texts)
+    lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    print(
+        f"{len(texts)} texts from {source}; tokens mean {statistics.mean(lengths):.0f}, max "
+        f"{max(lengths)}; torch {torch.__version__}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
+    with torch.inference_mode():  # warm-up: first-call allocations and lazy imports
+        model.generate(**tokenizer(texts[:2], return_tensors="pt", padding=True), max_length=5)
+    batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
+    report = {
+        "texts": len(texts),
+        "source": source,
+        "input_tokens_mean": round(statistics.mean(lengths), 1),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "torch": torch.__version__,
+        "presets": [
+            bench_preset(
+                name,
+                model,
+                tokenizer,
+                texts,
+                batch_sizes,
+                args.ablation_batch_size,
+                args.max_source_length,
+            )
+            for name in args.presets.split(",")
+        ],
+    }
+    if args.json:
+        args.json.write_text(
+            json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""`kosum-predict`: summarise documents with a trained run and write a submission CSV `id,summary`.
+
+    kosum-predict run=outputs/train/runs/<time> input=test.csv output=submission.csv
+    kosum-predict run=<dir> input=test.csv output=sub.csv generation=seed batch_size=32 merge=true
+    kosum-predict model=lcw99_t5_large prompt=seed_oneline generation=seed \
+        input=test.csv output=sub.csv
+
+The output has one row per input document, in input order, written atomically (UTF-8, header
+`id,summary`). An empty input text keeps its row with an empty summary; inputs longer than the
+maximum source length are truncated; both are reported. Bad input (missing file or column,
+malformed row, empty or duplicate ids, an impossible option) exits with status 2 and a one-line
+message. docs/inference.md describes the options and the decoding presets.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from peft import PeftModel
+from peft.utils import PeftType
+from transformers import PreTrainedTokenizerBase
+
+from kosum.config import config_dir, register_resolvers
+from kosum.data.prompts import PromptTemplate
+from kosum.generation import GenerationSettings
+from kosum.inference.batched import GenerationResult, generate_summaries
+from kosum.inference.inputs import InputDocuments, InputError, read_inputs
+from kosum.io import atomic_open, write_jsonl
+from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
+from kosum.models.trained import load_trained
+
+register_resolvers()
+log = logging.getLogger(__name__)
+
+RUN_CONFIG = "resolved_config.yaml"
+FROM_RUN = ("prompt", "generation")
+DEFAULT_MAX_SOURCE_LENGTH = 1024
+# Methods whose trained weights are a delta on the base weights, so they can be folded in.
+MERGEABLE = (PeftType.LORA, PeftType.IA3)
+_SHOWN_IDS = 10
+
+
+def run_config(run: str | Path | None) -> DictConfig | None:
+    """The training run's resolved config, for a run dir or an adapter/model folder inside one."""
+    if run is None:
+        return None
+    path = Path(run)
+    for candidate in (path / RUN_CONFIG, path.parent / RUN_CONFIG):
+        if candidate.is_file():
+            return OmegaConf.load(candidate)
+    return None
+
+
+def prediction_settings(
+    cfg: DictConfig,
+) -> tuple[PromptTemplate, GenerationSettings, DictConfig | None]:
+    """Prompt and decoding: chosen on the command line, else the training run's."""
+    trained = run_config(cfg.run)
+    chosen = {key: cfg.get(key) for key in FROM_RUN}
+    for key in FROM_RUN:
+        if chosen[key] is None and trained is not None and trained.get(key) is not None:
+            chosen[key] = trained[key]
+    missing = [key for key in FROM_RUN if chosen[key] is None]
+    if missing:
+        raise InputError(
+            f"no training run config to take {missing} from: choose them on the command line, "
+            "e.g. prompt=none generation=seed"
+        )
+    prompt = PromptTemplate(**OmegaConf.to_container(chosen["prompt"], resolve=True))
+    return prompt, instantiate(chosen["generation"]), trained
+
+
+def load_for_prediction(cfg: DictConfig) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The model to generate with: a trained run/adapter, or a pretrained `model=` zero-shot."""
+    if (cfg.run is None) == (cfg.get("model") is None):
+        raise InputError("choose exactly one of run=<run dir or adapter> and model=<config>")
+    try:
+        if cfg.run is not None:
+            model, tokenizer = load_trained(cfg.run, cfg.base_model)
+        else:
+            spec: ModelSpec = instantiate(cfg.model)
+            if spec.is_random_init:
+                raise InputError(
+                    f"model={cfg.model} is a random-init architecture (nothing learned): pass "
+                    "run=<a trained run> instead"
+                )
+            tokenizer = load_tokenizer(spec, list, "", cfg.paths.cache_dir)
+            model = load_model(spec, tokenizer).eval()
+    except OSError as error:  # FileNotFoundError included: the messages say what is missing
+        raise InputError(str(error)) from None
+    if cfg.merge:
+        model = merged(model)
+    return model, tokenizer
+
+
+def merged(model: torch.nn.Module) -> torch.nn.Module:
+    """The base model with the LoRA/IA3 weights folded in; refused for other methods."""
+    if not isinstance(model, PeftModel):
+        raise InputError("merge=true: this model has no adapter to merge (full or base model)")
+    peft_type = model.active_peft_config.peft_type
+    if peft_type not in MERGEABLE:
+        raise InputError(
+            f"merge=true works for {', '.join(t.value for t in MERGEABLE)} adapters only; this "
+            f"adapter is {peft_type.value}, whose weights are not a delta on the base weights. "
+            "Drop merge=true."
+        )
+    return model.merge_and_unload().eval()
+
+
+def resolve_max_source_length(
+    cfg: DictConfig, trained: DictConfig | None, tokenizer: PreTrainedTokenizerBase
+) -> int:
+    if cfg.max_source_length is not None:
+        return int(cfg.max_source_length)
+    if trained is not None and trained.get("data", {}).get("max_source_length"):
+        return int(trained.data.max_source_length)
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(model_max, int) and 0 < model_max < 100_000:  # unset is ~1e30
+        return model_max
+    return DEFAULT_MAX_SOURCE_LENGTH
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device={name}: no CUDA device is available")
+    return torch.device(name)
+
+
+def write_submission(path: str | Path, ids: list[str], summaries: list[str]) -> None:
+    with atomic_open(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["id", "summary"])
+        writer.writerows(zip(ids, summaries, strict=True))
+
+
+def timing_rows(
+    documents: InputDocuments, generated: list[int], result: GenerationResult, max_length: int
+) -> list[dict[str, Any]]:
+    """One JSON object per input row; `generated[k]` is the row of the k-th generated text."""
+    rows: list[dict[str, Any]] = [{"id": doc_id, "empty": True} for doc_id in documents.ids]
+    for k, row in enumerate(generated):
+        batch = result.batches[result.batch_of[k]]
+        rows[row] = {
+            "id": documents.ids[row],
+            "empty": False,
+            "input_tokens": result.input_tokens[k],
+            "truncated": result.input_tokens[k] > max_length,
+            "batch": result.batch_of[k],
+            "batch_size": batch.size,
+            "batch_seconds": round(batch.seconds, 4),
+            "seconds_per_summary": round(batch.seconds / batch.size, 4),
+        }
+    return rows
+
+
+def run_prediction(cfg: DictConfig) -> dict[str, Any]:
+    """Summarise `cfg.input` into `cfg.output`; returns what was done (also logged)."""
+    for key in ("input", "output"):
+        if OmegaConf.is_missing(cfg, key):
+            raise InputError(f"{key}=<path> is required")
+    if cfg.batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {cfg.batch_size}")
+    documents = read_inputs(cfg.input)
+    for skipped in documents.skipped:
+        log.warning("no row for %s: %s", skipped.path, skipped.reason)
+    prompt, settings, trained = prediction_settings(cfg)
+    device = resolve_device(cfg.device)
+    model, tokenizer = load_for_prediction(cfg)
+    model.to(device)
+    max_length = resolve_max_source_length(cfg, trained, tokenizer)
+
+    generated = [row for row, text in enumerate(documents.texts) if text]
+    torch.manual_seed(cfg.seed)
+    result = generate_summaries(
+        model,
+        tokenizer,
+        [prompt.format(documents.texts[row], "inference") for row in generated],
+        settings,
+        batch_size=cfg.batch_size,
+        max_source_length=max_length,
+        sort_by_length=cfg.sort_by_length,
+        progress=cfg.progress,
+    )
+    summaries = [""] * len(documents.ids)
+    for row, summary in zip(generated, result.summaries, strict=True):
+        summaries[row] = summary
+    write_submission(cfg.output, documents.ids, summaries)
+    if cfg.timings:
+        write_jsonl(cfg.timings, timing_rows(documents, generated, result, max_length))
+
+    truncated_ids = [documents.ids[generated[k]] for k in result.truncated]
+    report = {
+        "output": str(cfg.output),
+        "rows": len(documents.ids),
+        "generated": len(generated),
+        "empty_text_ids": documents.empty_ids,
+        "truncated_ids": truncated_ids,
+        "max_source_length": max_length,
+        "skipped_files": [s.path for s in documents.skipped],
+        "seconds": round(result.seconds, 3),
+        "summaries_per_second": round(result.summaries_per_second, 3),
+        "device": str(device),
+    }
+    _log_report(report)
+    return report
+
+
+def _some(ids: list[str]) -> str:
+    shown = ", ".join(ids[:_SHOWN_IDS])
+    return shown + (f", ... ({len(ids) - _SHOWN_IDS} more)" if len(ids) > _SHOWN_IDS else "")
+
+
+def _log_report(report: dict[str, Any]) -> None:
+    log.info(
+        "wrote %d rows to %s (%d generated in %.1f s, %.2f summaries/s on %s)",
+        report["rows"],
+        report["output"],
+        report["generated"],
+        report["seconds"],
+        report["summaries_per_second"],
+        report["device"],
+    )
+    if report["empty_text_ids"]:
+        ids = report["empty_text_ids"]
+        log.warning("%d empty text(s) got an empty summary: %s", len(ids), _some(ids))
+    if report["truncated_ids"]:
+        ids = report["truncated_ids"]
+        log.warning(
+            "%d text(s) truncated to %d tokens: %s",
+            len(ids),
+            report["max_source_length"],
+            _some(ids),
+        )
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        run_prediction(cfg)
+    except InputError as error:
+        print(f"kosum-predict: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

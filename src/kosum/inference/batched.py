@@ -1,0 +1,222 @@
+"""Batched summary generation shared by `kosum-predict`, benchmarks and (optionally) evaluation.
+
+`generate_summaries` tokenises every text once, counts the ones cut at `max_source_length`,
+sorts them by length (longest first, so a batch pads little and an out-of-memory error shows up
+at once), generates batch by batch under `torch.inference_mode` (bf16 autocast on a CUDA device
+that supports it; fp32 elsewhere) and returns the summaries in input order.
+
+Beam search: transformers' encoder-decoder cache keeps the cross-attention keys/values of every
+beam and `generate()` reorders them with `index_select` after every step, although the beams of
+one input hold identical copies (the encoder output is repeated `num_beams` times before
+decoding) and beams are only ever reordered within their input. That copy grows with batch size
+× beams × source length and was 72% of CPU time for 16 inputs × 8 beams (docs/inference.md).
+`CrossAttentionKeepingCache` skips it and reorders only the self-attention cache: the outputs are
+bit-identical (tests/test_predict.py checks it against stock `generate()`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from peft import PeftModel
+from tqdm import tqdm
+from transformers import DynamicCache, EncoderDecoderCache, PreTrainedTokenizerBase
+from transformers.modeling_outputs import BaseModelOutput
+
+from kosum.generation import GenerationSettings
+
+
+class CrossAttentionKeepingCache(EncoderDecoderCache):
+    """An `EncoderDecoderCache` whose beam-search reorder leaves the cross-attention cache alone.
+
+    Exact only when the cross-attention keys/values of all beams of one input are equal, which
+    `generate()` guarantees for beam search on an encoder-decoder model (see the module doc).
+    """
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.self_attention_cache.reorder_cache(beam_idx)
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """One `generate()` call: how many inputs, their padded width, and its wall time."""
+
+    size: int
+    input_width: int
+    output_width: int
+    seconds: float
+
+
+@dataclass
+class GenerationResult:
+    """Summaries in input order, plus what happened on the way.
+
+    `input_tokens[i]` is the length of text i before truncation; `truncated` lists the indices
+    cut to `max_source_length`; `batch_of[i]` indexes `batches` for text i.
+    """
+
+    summaries: list[str]
+    input_tokens: list[int]
+    truncated: list[int]
+    batch_of: list[int]
+    batches: list[BatchTiming] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def truncated_count(self) -> int:
+        return len(self.truncated)
+
+    @property
+    def summaries_per_second(self) -> float:
+        return len(self.summaries) / self.seconds if self.seconds > 0 else 0.0
+
+
+def generate_summaries(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    settings: GenerationSettings,
+    batch_size: int = 16,
+    max_source_length: int = 1024,
+    *,
+    sort_by_length: bool = True,
+    keep_cross_attention: bool = True,
+    encode_one_by_one: bool | None = None,
+    progress: bool = False,
+) -> GenerationResult:
+    """Summarise `texts` (already prompted) with `model` on the device its weights are on.
+
+    `keep_cross_attention=False` falls back to transformers' own cache, and
+    `encode_one_by_one=False` to `generate()`'s padded encoder batch (for comparisons; None: one
+    by one on CPU, batched on CUDA).
+    Sampling draws from torch's global generator: seed it for reproducible output; with
+    sampling, outputs also depend on `batch_size` and the order, as the draws are shared.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    started = time.perf_counter()
+    token_ids, input_tokens, truncated = _tokenize(tokenizer, texts, max_source_length)
+    order = list(range(len(texts)))
+    if sort_by_length:
+        order.sort(key=lambda i: -len(token_ids[i]))
+    device = next(model.parameters()).device
+    if encode_one_by_one is None:
+        encode_one_by_one = device.type == "cpu"
+    encode_one_by_one = encode_one_by_one and _can_encode_separately(model)
+    summaries = [""] * len(texts)
+    batch_of = [0] * len(texts)
+    batches: list[BatchTiming] = []
+    bar = tqdm(
+        total=len(texts), desc="summarising", unit="doc", file=sys.stderr, disable=not progress
+    )
+    with bar, torch.inference_mode(), _autocast(device):
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch_started = time.perf_counter()
+            chunk_ids = [token_ids[i] for i in chunk]
+            if encode_one_by_one:
+                batch = _encode_each(model, chunk_ids, device)
+            else:
+                batch = tokenizer.pad({"input_ids": chunk_ids}, return_tensors="pt")
+                batch = {key: value.to(device) for key, value in batch.items()}
+            cache = beam_cache_kwargs(model, settings) if keep_cross_attention else {}
+            sequences = model.generate(**batch, **settings.generate, **cache)
+            decoded = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+            for index, text in zip(chunk, decoded, strict=True):
+                summaries[index] = settings.postprocess(text)
+                batch_of[index] = len(batches)
+            batches.append(
+                BatchTiming(
+                    size=len(chunk),
+                    input_width=int(batch["attention_mask"].shape[1]),
+                    output_width=int(sequences.shape[1]),
+                    seconds=time.perf_counter() - batch_started,
+                )
+            )
+            bar.update(len(chunk))
+    return GenerationResult(
+        summaries=summaries,
+        input_tokens=input_tokens,
+        truncated=truncated,
+        batch_of=batch_of,
+        batches=batches,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _tokenize(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> tuple[list[list[int]], list[int], list[int]]:
+    """Token ids (truncated as the tokenizer truncates), full lengths, and truncated indices."""
+    token_ids = tokenizer(list(texts), verbose=False)["input_ids"] if texts else []
+    lengths = [len(ids) for ids in token_ids]
+    truncated = [i for i, length in enumerate(lengths) if length > max_length]
+    if truncated:
+        cut = tokenizer([texts[i] for i in truncated], truncation=True, max_length=max_length)
+        for i, ids in zip(truncated, cut["input_ids"], strict=True):
+            token_ids[i] = ids
+    return token_ids, lengths, truncated
+
+
+def _can_encode_separately(model: torch.nn.Module) -> bool:
+    """Encoder-decoder models whose encoder input PEFT leaves alone (not prompt learning)."""
+    if isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning:
+        return False
+    return bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+def _encode_each(
+    model: torch.nn.Module, chunk_ids: list[list[int]], device: torch.device
+) -> dict[str, Any]:
+    """`generate()` inputs with the encoder run on each text alone, outputs padded afterwards.
+
+    On CPU, a padded encoder batch is slower per text than one text at a time: T5 folds the
+    padding mask into its relative position bias, materialising (and copying) a float tensor of
+    batch × heads × length² per layer, which is memory-bound. Unpadded, the encoder computes
+    exactly what the one-at-a-time loop computes.
+    """
+    encoder = model.get_encoder()
+    states = [
+        encoder(input_ids=torch.tensor([ids], device=device)).last_hidden_state[0]
+        for ids in chunk_ids
+    ]
+    width = max(len(ids) for ids in chunk_ids)
+    hidden = states[0].new_zeros(len(states), width, states[0].shape[-1])
+    mask = torch.zeros(len(states), width, dtype=torch.long, device=device)
+    for row, state in enumerate(states):
+        hidden[row, : len(state)] = state
+        mask[row, : len(state)] = 1
+    return {"encoder_outputs": BaseModelOutput(last_hidden_state=hidden), "attention_mask": mask}
+
+
+def _autocast(device: torch.device) -> AbstractContextManager[Any]:
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def beam_cache_kwargs(model: torch.nn.Module, settings: GenerationSettings) -> dict[str, Any]:
+    """`{"cache": CrossAttentionKeepingCache(...)}` for `model.generate(**inputs, **settings,
+    **beam_cache_kwargs(model, settings))` where it is exact and allowed (beam search on an
+    encoder-decoder model with the default dynamic cache), else `{}`. A new cache per call."""
+    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
+    config = hf_model.config
+    generation_config = hf_model.generation_config
+    options = settings.generate
+    beams = options.get("num_beams", generation_config.num_beams) or 1
+    uses_cache = options.get("use_cache", generation_config.use_cache)
+    custom_cache = options.get("cache_implementation", generation_config.cache_implementation)
+    if beams <= 1 or not config.is_encoder_decoder or not uses_cache or custom_cache is not None:
+        return {}
+    decoder_config = config.get_text_config(decoder=True)
+    return {
+        "cache": CrossAttentionKeepingCache(
+            DynamicCache(config=decoder_config), DynamicCache(config=decoder_config)
+        )
+    }
