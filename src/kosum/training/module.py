@@ -18,6 +18,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from kosum.generation import GenerationSettings
+from kosum.inference.batched import beam_cache_kwargs
 from kosum.metrics import compute_rouge
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -123,6 +124,7 @@ class SummarizationModule(L.LightningModule):
             input_ids=batch["input_ids"],
             attention_mask=batch["attention_mask"],
             **self.generation.generate,
+            **beam_cache_kwargs(self.model, self.generation),
         )
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return [self.generation.postprocess(text) for text in texts]

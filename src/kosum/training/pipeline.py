@@ -85,9 +85,14 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     trained = is_trainable(method)
     if trained:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
-    best_val = _best_val_metrics(trainer)
+        best_val = _best_val_metrics(trainer)
+    else:  # zero-shot: validate once, so its val_* metrics sit beside the trained methods'
+        trainer.validate(module, datamodule=datamodule)
+        best_val = {"rougeL": module.last_eval_metrics["val"]["rougeL"]}
     if cfg.test:
-        trainer.test(module, datamodule=datamodule, ckpt_path="best" if best_val else None)
+        trainer.test(
+            module, datamodule=datamodule, ckpt_path="best" if trained and best_val else None
+        )
 
     _save_trained_weights(model, tokenizer, run_dir, trained)
     if cfg.merge:
