@@ -24,6 +24,7 @@ from kosum.methods.factory import apply_method, is_trainable, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
 from kosum.models.trained import ADAPTER_DIR, BASE_MODEL_DIR, FULL_MODEL_DIR, MERGED_MODEL_DIR
 from kosum.training.config_checks import check_config
+from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
 from kosum.training.run_record import git_commit, library_versions, write_results
 
@@ -63,6 +64,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         base_model.gradient_checkpointing_enable({"use_reentrant": False})
     method = instantiate(cfg.peft)
     model = apply_method(base_model, method)
+    if cfg.get("fast_cpu_dropout", False):
+        enable_fast_cpu_dropout(model)
     counts = parameter_counts(model)
     log.info("method %s: %s", cfg.method, counts)
 
