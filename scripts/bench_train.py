@@ -14,7 +14,8 @@ truncated to 1024/128 tokens. This is the setup of ../shared/docs/PERF_ANCHORS.m
 * `hf`: transformers' `Seq2SeqTrainer` + `DataCollatorForSeq2Seq` (dynamic padding, random
   order, batch 4, no evaluation, no saving, `report_to="none"`, in-process data loading, its
   default optimiser);
-* `kosum`: kosum's own components, with torch's stock dropout (`fast_cpu_dropout=false`): `TokenizedSplit` → `LengthGroupedBatchSampler` +
+* `kosum`: kosum's own components, with torch's stock dropout (`fast_cpu_dropout=false`):
+  `TokenizedSplit` → `LengthGroupedBatchSampler` +
   `Seq2SeqCollator` (dynamic padding, length-grouped batches) → `SummarizationModule` under a
   Lightning `Trainer` configured as conf/trainer/cpu.yaml (cpu, fp32, deterministic) without
   logger, checkpointing, validation or progress bar; one row per `--batch-sizes` entry;
