@@ -2,9 +2,10 @@
 
 1. Stage 1 stands in for lcw99's AI-Hub fine-tune of pko-t5: a tiny random-init T5 is fully
    fine-tuned into a "base summarizer" on six synthetic categories (experiment=demo_base).
-2. Stage 2 adapts that base to four held-out categories and a new prompt with LoRA and with
-   prefix tuning (plus the zero-shot base for reference), same data and budget, several seeds
-   (experiment=demo_adapt, a Hydra multirun).
+2. Stage 2 adapts that base, as the seed adapted lcw99's model, on fresh documents of all ten
+   categories (four unseen in stage 1) with a new prompt: LoRA and prefix tuning, plus the
+   zero-shot base for reference, same data and budget, several seeds (experiment=demo_adapt,
+   a Hydra multirun).
 3. `kosum-report` aggregates the runs into a table, significance tests and plots.
 
 The corpus is kosum's own synthetic AI-Hub-format data, so the numbers show the framework
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print("== stage 1: train a tiny base summarizer on 6 synthetic categories (full fine-tuning)")
     _run("kosum.cli.train", "experiment=demo_base", f"hydra.run.dir={base_dir}", env=env)
 
-    print("\n== stage 2: adapt it to 4 held-out categories and a new prompt")
+    print("\n== stage 2: adapt it on fresh documents of all 10 categories (4 unseen), new prompt")
     stage2 = [
         "kosum.cli.train",
         "--multirun",
