@@ -71,7 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         shared = REPO_ROOT.parent / "shared" / "data" / "aihub582_sample"
         if not shared.is_dir():
             parser.error(f"--real needs the real samples at {shared}")
-        stage2 += ["data=shared_sample", "data.max_source_length=512", "data.max_target_length=64"]
+        stage2 += [
+            "data=shared_sample",
+            "data.use_official_split=false",  # the samples are all from the Validation split
+            "data.max_source_length=512",
+            "data.max_target_length=64",
+        ]
     _run(*stage2, env=env)
 
     print("\n== report")
