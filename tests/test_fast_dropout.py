@@ -6,9 +6,9 @@ import copy
 
 import torch
 from torch import nn
-from transformers import T5Config, T5ForConditionalGeneration
 
 from kosum.training.fast_dropout import FastDropout, enable_fast_cpu_dropout, keep_mask
+from tiny_models import tiny_t5
 
 
 def test_keep_mask_has_the_requested_keep_probability():
@@ -31,19 +31,7 @@ def test_fast_dropout_is_unbiased_in_training_and_identity_in_eval():
 
 
 def test_enabled_model_matches_stock_model_in_eval_and_trains():
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=64,
-        d_model=32,
-        d_ff=64,
-        d_kv=8,
-        num_heads=4,
-        num_layers=2,
-        num_decoder_layers=2,
-        decoder_start_token_id=0,
-        dropout_rate=0.1,
-    )
-    stock = T5ForConditionalGeneration(config)
+    stock = tiny_t5(64, dropout_rate=0.1)
     fast = enable_fast_cpu_dropout(copy.deepcopy(stock))
     assert not any(type(m) is nn.Dropout for m in fast.modules())
     inputs = torch.randint(3, 64, (2, 10))

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 
 from kosum.config import config_dir
 from kosum.io import read_jsonl
@@ -21,6 +21,7 @@ from kosum.methods.factory import FullFineTuning, ZeroShot, apply_method, parame
 from kosum.methods.prefix_generation import enable_prefix_generation
 from kosum.models.trained import load_trained
 from kosum.training.config_checks import ConfigError, check_config
+from tiny_models import tiny_t5
 
 METHODS = sorted(p.stem for p in (Path(config_dir()) / "peft").glob("*.yaml"))
 VOCAB = 64
@@ -39,21 +40,7 @@ def _method_spec(name: str, tmp_path: Path, **overrides: str):
 
 
 def _tiny_t5() -> T5ForConditionalGeneration:
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=VOCAB,
-        d_model=32,
-        d_ff=64,
-        d_kv=8,
-        num_heads=4,
-        num_layers=2,
-        num_decoder_layers=2,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-        dropout_rate=0.0,
-    )
-    return T5ForConditionalGeneration(config)
+    return tiny_t5(VOCAB)
 
 
 def _batch() -> dict[str, torch.Tensor]:

@@ -17,7 +17,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
-from transformers import T5Config, T5ForConditionalGeneration
 
 from kosum.cli.predict import prediction_settings, run_prediction
 from kosum.data.aihub import AihubSource
@@ -28,6 +27,7 @@ from kosum.inference.inputs import InputError, read_inputs
 from kosum.io import read_jsonl
 from kosum.models.tokenizer_training import train_bpe_tokenizer
 from kosum.models.trained import load_trained
+from tiny_models import tiny_t5
 
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "competition_sample.csv"
 # The pad token (also the decoder start) is suppressed: an untrained model would emit it and
@@ -59,21 +59,12 @@ def _write_table(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 def _build_run(run_dir: Path, texts: list[str], method: str) -> Path:
     """A run dir as kosum-train writes it: random base + perturbed LoRA/prefix adapter."""
     tokenizer = train_bpe_tokenizer(texts, vocab_size=400)
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=len(tokenizer),
-        d_model=32,
-        d_ff=64,
-        d_kv=8,
-        num_heads=4,
-        num_layers=2,
-        num_decoder_layers=2,
-        dropout_rate=0.0,
+    base = tiny_t5(
+        len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
-    base = T5ForConditionalGeneration(config)
     base.save_pretrained(run_dir / "base_model")
     tokenizer.save_pretrained(run_dir / "base_model")
     adapter_config = (

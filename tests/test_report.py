@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from kosum.cli.report import main as report_main
+from kosum.data.aihub import CATEGORIES
 from kosum.io import write_json, write_jsonl
 from kosum.report.aggregate import compare, paired_tests, reference_method, summarize
 from kosum.report.build import build_report
@@ -248,18 +249,7 @@ def test_wandb_tags_fit_and_name_the_configuration() -> None:
         "method": "lora",
         "r": 8,
         "prompt": "none",
-        "categories": [
-            "news_r",
-            "briefing",
-            "his_cul",
-            "paper",
-            "minute",
-            "edit",
-            "public",
-            "speech",
-            "literature",
-            "narration",
-        ],
+        "categories": list(CATEGORIES),
         "seed": 1,
     }
     tags = run_tags(labels)
