@@ -97,6 +97,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             module, datamodule=datamodule, ckpt_path="best" if trained and best_val else None
         )
 
+    peak_memory_mb = _peak_memory_mb()
+    for logger in loggers:  # logged once, beside the per-step and per-validation metrics
+        logger.log_metrics({"peak_memory_mb": peak_memory_mb or 0.0}, step=trainer.global_step)
+        logger.save()
     _save_trained_weights(model, tokenizer, run_dir, trained)
     if cfg.merge:
         merged = copy.deepcopy(model).merge_and_unload()
@@ -113,7 +117,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         **counts,
         "wall_time_s": time.perf_counter() - started,
-        "peak_memory_mb": _peak_memory_mb(),
+        "peak_memory_mb": peak_memory_mb,
         "data": datamodule.data_summary,
         "versions": library_versions(),
         "git_commit": git_commit(),
