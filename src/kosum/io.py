@@ -41,6 +41,23 @@ def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def parse_jsonl(content: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, object) for each non-blank line of JSONL text, or (line number, reason)
+    for a line that is not a JSON object; callers decide whether that skips or stops a load.
+
+    Splits on "\n" only: str.splitlines() would also break at U+2028 inside JSON strings.
+    """
+    for number, line in enumerate(content.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            yield number, f"invalid JSON: {error.msg}"
+            continue
+        yield number, value if isinstance(value, dict) else "not a JSON object"
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]

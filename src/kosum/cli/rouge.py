@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kosum.io import parse_jsonl
 from kosum.metrics import ROUGE_KEYS, micro_average, score_pairs, summarize_scores
 
 # Text columns, in order of preference: one JSONL file with both `prediction` and `reference`
@@ -55,21 +56,14 @@ def _csv_rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, dict[str
 
 
 def _jsonl_rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], str]]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{where}: invalid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError(f"{where}: expected a JSON object per line")
-            field = next((f for f in fields if f in row), None)
-            if "id" not in row or field is None:
-                raise InputError(f"{where}: needs 'id' and one of {list(fields)}")
-            yield where, row, field
+    for line_number, row in parse_jsonl(path.read_bytes().decode("utf-8-sig")):
+        where = f"{path}:{line_number}"
+        if isinstance(row, str):
+            raise InputError(f"{where}: {row}")
+        field = next((f for f in fields if f in row), None)
+        if "id" not in row or field is None:
+            raise InputError(f"{where}: needs 'id' and one of {list(fields)}")
+        yield where, row, field
 
 
 def read_records(path: Path, fields: Sequence[str]) -> dict[str, _Record]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from kosum.data.aihub import NoDocumentsError
 from kosum.data.example import LoadResult, SkippedRecord, SummaryExample
 from kosum.data.normalize import NORMALIZATION_VERSION, normalize_text
+from kosum.io import parse_jsonl
 
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -185,18 +186,8 @@ def _read_jsonl(content: str) -> tuple[list[str], list[_Row]]:
     """All rows, and the union of their keys (a column exists if any row has it)."""
     rows: list[_Row] = []
     columns: dict[str, None] = {}
-    # split on "\n" only: str.splitlines() would also break at U+2028 etc. inside JSON strings
-    for number, line in enumerate(content.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            rows.append((number, f"invalid JSON: {exc.msg}"))
-            continue
-        if not isinstance(value, dict):
-            rows.append((number, "not a JSON object"))
-            continue
-        columns.update(dict.fromkeys(value))
+    for number, value in parse_jsonl(content):
+        if isinstance(value, dict):
+            columns.update(dict.fromkeys(value))
         rows.append((number, value))
     return list(columns), rows

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from kosum.data.aihub import AihubSource
 from kosum.data.example import SkippedRecord
 from kosum.data.normalize import normalize_text
+from kosum.io import parse_jsonl
 
 _SHOWN = 10
 
@@ -92,16 +92,9 @@ def _csv_rows(path: Path, content: str) -> tuple[list[str], list[tuple[int, dict
 def _jsonl_rows(path: Path, content: str) -> tuple[list[str], list[tuple[int, dict]]]:
     columns: dict[str, None] = {}
     rows = []
-    # split on "\n" only: str.splitlines() would also break at U+2028 inside JSON strings
-    for number, line in enumerate(content.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{number}: invalid JSON ({error.msg})") from None
-        if not isinstance(value, dict):
-            raise InputError(f"{path}:{number}: expected a JSON object")
+    for number, value in parse_jsonl(content):
+        if isinstance(value, str):
+            raise InputError(f"{path}:{number}: {value}")
         columns.update(dict.fromkeys(value))
         rows.append((number, value))
     return list(columns), rows
