@@ -32,6 +32,9 @@ from peft import (
 from transformers import T5Config, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
+from kosum.generation import GenerationSettings
+from kosum.inference.batched import generate_ids
+from kosum.inference.t5_fast import fast_t5_generation
 from kosum.methods.prefix_generation import enable_prefix_generation
 
 NUM_VIRTUAL_TOKENS = 8
@@ -130,15 +133,16 @@ def method_model(request: pytest.FixtureRequest) -> torch.nn.Module:
     return _build(request.param)
 
 
-def _generate(model: torch.nn.Module, **kwargs: object) -> ModelOutput:
+def _generate(model: torch.nn.Module, fast: bool = False, **kwargs: object) -> ModelOutput:
+    """`model.generate()`, or with `fast`, kosum's T5 path (`kosum.inference.t5_fast`), which
+    must compute the same (it falls back to this very call for prompt-learning methods)."""
+    options = {"max_new_tokens": MAX_NEW_TOKENS, "return_dict_in_generate": True, **kwargs}
+    inputs = {"input_ids": INPUT_IDS, "attention_mask": ATTENTION_MASK}
     with torch.no_grad():
-        return model.generate(
-            input_ids=INPUT_IDS,
-            attention_mask=ATTENTION_MASK,
-            max_new_tokens=MAX_NEW_TOKENS,
-            return_dict_in_generate=True,
-            **kwargs,
-        )
+        if not fast:
+            return model.generate(**inputs, **options)
+        with fast_t5_generation(model) as active:
+            return generate_ids(model, inputs, GenerationSettings(generate=options), fast=active)
 
 
 def _teacher_forced_logits(model: torch.nn.Module, sequences: torch.Tensor) -> torch.Tensor:
@@ -162,24 +166,29 @@ def _assert_steps_match_teacher_forcing(model: torch.nn.Module, out: ModelOutput
     torch.testing.assert_close(torch.stack(out.logits, dim=1), expected, atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["stock", "kosum_fast"])
 @pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no_cache"])
 @pytest.mark.parametrize("do_sample", [False, True], ids=["greedy", "sample"])
 def test_step_logits_match_teacher_forcing(
-    method_model: torch.nn.Module, do_sample: bool, use_cache: bool
+    method_model: torch.nn.Module, do_sample: bool, use_cache: bool, fast: bool
 ) -> None:
     torch.manual_seed(2)
-    out = _generate(method_model, do_sample=do_sample, use_cache=use_cache, output_logits=True)
+    out = _generate(
+        method_model, fast, do_sample=do_sample, use_cache=use_cache, output_logits=True
+    )
     _assert_steps_match_teacher_forcing(method_model, out)
 
 
+@pytest.mark.parametrize("fast", [False, True], ids=["stock", "kosum_fast"])
 @pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no_cache"])
 @pytest.mark.parametrize("do_sample", [False, True], ids=["beam", "beam_sample"])
 def test_beam_scores_match_teacher_forcing(
-    method_model: torch.nn.Module, do_sample: bool, use_cache: bool
+    method_model: torch.nn.Module, do_sample: bool, use_cache: bool, fast: bool
 ) -> None:
     torch.manual_seed(3)
     out = _generate(
         method_model,
+        fast,
         num_beams=4,
         num_return_sequences=2,
         length_penalty=1.0,

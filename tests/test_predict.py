@@ -22,8 +22,9 @@ from kosum.cli.predict import prediction_settings, run_prediction
 from kosum.data.aihub import AihubSource
 from kosum.data.synthetic import generate_corpus
 from kosum.generation import GenerationSettings
-from kosum.inference.batched import CrossAttentionKeepingCache, generate_summaries
+from kosum.inference.batched import generate_summaries
 from kosum.inference.inputs import InputError, read_inputs
+from kosum.inference.t5_fast import CrossAttentionKeepingCache
 from kosum.io import read_jsonl
 from kosum.models.tokenizer_training import train_bpe_tokenizer
 from kosum.models.trained import load_trained
@@ -222,7 +223,7 @@ def test_batched_equals_one_at_a_time_greedy(lora_run: Path, texts: list[str]):
     ],
     ids=["beam4", "beam8_sample"],
 )
-def test_cross_attention_cache_fix_is_exact(
+def test_generation_speedups_are_exact(
     request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
     method: str,
@@ -240,7 +241,8 @@ def test_cross_attention_cache_fix_is_exact(
 
     monkeypatch.setattr(CrossAttentionKeepingCache, "reorder_cache", counting_reorder)
     outputs = []
-    for keep in (True, False):
+    # kosum's T5 path (LoRA only), then the cache fix alone, then stock transformers
+    for fast, keep in ((True, True), (False, True), (False, False)):
         torch.manual_seed(3)
         outputs.append(
             generate_summaries(
@@ -250,10 +252,11 @@ def test_cross_attention_cache_fix_is_exact(
                 settings,
                 batch_size=3,
                 max_source_length=64,
+                fast_t5=fast,
                 keep_cross_attention=keep,
             ).summaries
         )
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]
     # LoRA decodes with the fixed cache; PEFT prefix tuning swaps in its own prefix cache
     assert bool(reorders) == (method == "lora")
 

@@ -5,13 +5,11 @@ sorts them by length (longest first, so a batch pads little and an out-of-memory
 at once), generates batch by batch under `torch.inference_mode` (bf16 autocast on a CUDA device
 that supports it; fp32 elsewhere) and returns the summaries in input order.
 
-Beam search: transformers' encoder-decoder cache keeps the cross-attention keys/values of every
-beam and `generate()` reorders them with `index_select` after every step, although the beams of
-one input hold identical copies (the encoder output is repeated `num_beams` times before
-decoding) and beams are only ever reordered within their input. That copy grows with batch size
-× beams × source length and was 72% of CPU time for 16 inputs × 8 beams (docs/inference.md).
-`CrossAttentionKeepingCache` skips it and reorders only the self-attention cache: the outputs are
-bit-identical (tests/test_predict.py checks it against stock `generate()`).
+On T5 models (plain, LoRA or IA3) generation runs inside `kosum.inference.t5_fast`'s
+`fast_t5_generation`: position biases are cached, each input's cross-attention keys/values are
+projected once and shared by its beams, and the cross-attention cache is never reordered between
+beams. Other models get only the last of these (`beam_cache_kwargs`). docs/inference.md has the
+profiles behind each change.
 """
 
 from __future__ import annotations
@@ -26,21 +24,15 @@ from typing import Any
 import torch
 from peft import PeftModel
 from tqdm import tqdm
-from transformers import DynamicCache, EncoderDecoderCache, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutput
 
 from kosum.generation import GenerationSettings
-
-
-class CrossAttentionKeepingCache(EncoderDecoderCache):
-    """An `EncoderDecoderCache` whose beam-search reorder leaves the cross-attention cache alone.
-
-    Exact only when the cross-attention keys/values of all beams of one input are equal, which
-    `generate()` guarantees for beam search on an encoder-decoder model (see the module doc).
-    """
-
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        self.self_attention_cache.reorder_cache(beam_idx)
+from kosum.inference.t5_fast import (
+    CrossAttentionKeepingCache,
+    fast_t5_generation,
+    shared_cross_attention_cache,
+)
 
 
 @dataclass(frozen=True)
@@ -86,15 +78,17 @@ def generate_summaries(
     max_source_length: int = 1024,
     *,
     sort_by_length: bool = True,
+    fast_t5: bool = True,
     keep_cross_attention: bool = True,
     encode_one_by_one: bool | None = None,
     progress: bool = False,
 ) -> GenerationResult:
     """Summarise `texts` (already prompted) with `model` on the device its weights are on.
 
-    `keep_cross_attention=False` falls back to transformers' own cache, and
-    `encode_one_by_one=False` to `generate()`'s padded encoder batch (for comparisons; None: one
-    by one on CPU, batched on CUDA).
+    For comparisons: `fast_t5=False` turns off `kosum.inference.t5_fast` (position-bias cache,
+    beam-shared cross-attention), `keep_cross_attention=False` (with `fast_t5=False`) falls
+    back to transformers' own cache, and `encode_one_by_one=False` to a padded encoder batch
+    (None: one by one on CPU, batched on CUDA).
     Sampling draws from torch's global generator: seed it for reproducible output; with
     sampling, outputs also depend on `batch_size` and the order, as the draws are shared.
     """
@@ -115,7 +109,8 @@ def generate_summaries(
     bar = tqdm(
         total=len(texts), desc="summarising", unit="doc", file=sys.stderr, disable=not progress
     )
-    with bar, torch.inference_mode(), _autocast(device):
+    fast = fast_t5_generation(model) if fast_t5 else nullcontext(False)
+    with bar, torch.inference_mode(), _autocast(device), fast as fast_active:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch_started = time.perf_counter()
@@ -125,8 +120,9 @@ def generate_summaries(
             else:
                 batch = tokenizer.pad({"input_ids": chunk_ids}, return_tensors="pt")
                 batch = {key: value.to(device) for key, value in batch.items()}
-            cache = beam_cache_kwargs(model, settings) if keep_cross_attention else {}
-            sequences = model.generate(**batch, **settings.generate, **cache)
+            sequences = generate_ids(
+                model, batch, settings, fast=fast_active, keep_cross_attention=keep_cross_attention
+            )
             decoded = tokenizer.batch_decode(sequences, skip_special_tokens=True)
             for index, text in zip(chunk, decoded, strict=True):
                 summaries[index] = settings.postprocess(text)
@@ -201,18 +197,57 @@ def _autocast(device: torch.device) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
+def generate_ids(
+    model: torch.nn.Module,
+    inputs: dict[str, Any],
+    settings: GenerationSettings,
+    *,
+    fast: bool,
+    keep_cross_attention: bool = True,
+) -> torch.Tensor:
+    """`model.generate()` on one batch: `input_ids` + `attention_mask`, or `encoder_outputs` +
+    `attention_mask`. `fast`: the caller holds `fast_t5_generation(model)` (it yielded True),
+    so the decoder gets a `shared_cross_attention_cache`; otherwise beam search gets a
+    `CrossAttentionKeepingCache` unless `keep_cross_attention=False`."""
+    if fast and _uses_dynamic_cache(model, settings):
+        if "encoder_outputs" not in inputs:
+            inputs = _encode_batch(model, inputs)
+        encoded = inputs["encoder_outputs"].last_hidden_state
+        cache = {"cache": shared_cross_attention_cache(model, encoded)}
+    elif keep_cross_attention:
+        cache = beam_cache_kwargs(model, settings)
+    else:
+        cache = {}
+    return model.generate(**inputs, **settings.generate, **cache)
+
+
+def _encode_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """`generate()` inputs with the encoder already run on the padded batch."""
+    encoded = model.get_encoder()(**batch)
+    return {
+        "encoder_outputs": BaseModelOutput(last_hidden_state=encoded.last_hidden_state),
+        "attention_mask": batch["attention_mask"],
+    }
+
+
+def _uses_dynamic_cache(model: torch.nn.Module, settings: GenerationSettings) -> bool:
+    """Whether `generate()` with these settings decodes with transformers' default cache."""
+    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
+    generation_config = hf_model.generation_config
+    options = settings.generate
+    uses_cache = options.get("use_cache", generation_config.use_cache)
+    custom_cache = options.get("cache_implementation", generation_config.cache_implementation)
+    return bool(uses_cache) and custom_cache is None
+
+
 def beam_cache_kwargs(model: torch.nn.Module, settings: GenerationSettings) -> dict[str, Any]:
     """`{"cache": CrossAttentionKeepingCache(...)}` for `model.generate(**inputs, **settings,
     **beam_cache_kwargs(model, settings))` where it is exact and allowed (beam search on an
     encoder-decoder model with the default dynamic cache), else `{}`. A new cache per call."""
     hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
     config = hf_model.config
-    generation_config = hf_model.generation_config
-    options = settings.generate
-    beams = options.get("num_beams", generation_config.num_beams) or 1
-    uses_cache = options.get("use_cache", generation_config.use_cache)
-    custom_cache = options.get("cache_implementation", generation_config.cache_implementation)
-    if beams <= 1 or not config.is_encoder_decoder or not uses_cache or custom_cache is not None:
+    beams = settings.generate.get("num_beams", hf_model.generation_config.num_beams) or 1
+    if beams <= 1 or not config.is_encoder_decoder or not _uses_dynamic_cache(model, settings):
         return {}
     decoder_config = config.get_text_config(decoder=True)
     return {

@@ -18,7 +18,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from kosum.generation import GenerationSettings
-from kosum.inference.batched import beam_cache_kwargs
+from kosum.inference.batched import generate_ids
+from kosum.inference.t5_fast import fast_t5_generation
 from kosum.metrics import compute_rouge
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -120,12 +121,9 @@ class SummarizationModule(L.LightningModule):
     # -- evaluation ---------------------------------------------------------------------------
     @torch.inference_mode()
     def generate_batch(self, batch: dict[str, torch.Tensor]) -> list[str]:
-        sequences = self.model.generate(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            **self.generation.generate,
-            **beam_cache_kwargs(self.model, self.generation),
-        )
+        inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
+        with fast_t5_generation(self.model) as fast:
+            sequences = generate_ids(self.model, inputs, self.generation, fast=fast)
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return [self.generation.postprocess(text) for text in texts]
 
