@@ -28,6 +28,7 @@ from transformers import DynamicCache, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutput
 
 from kosum.generation import GenerationSettings
+from kosum.inference.beam_sampling import fast_beam_sampling
 from kosum.inference.t5_fast import (
     CrossAttentionKeepingCache,
     fast_t5_generation,
@@ -80,6 +81,7 @@ def generate_summaries(
     sort_by_length: bool = True,
     fast_t5: bool = True,
     keep_cross_attention: bool = True,
+    gumbel_sampling: bool = True,
     encode_one_by_one: bool | None = None,
     progress: bool = False,
 ) -> GenerationResult:
@@ -87,8 +89,9 @@ def generate_summaries(
 
     For comparisons: `fast_t5=False` turns off `kosum.inference.t5_fast` (position-bias cache,
     beam-shared cross-attention), `keep_cross_attention=False` (with `fast_t5=False`) falls
-    back to transformers' own cache, and `encode_one_by_one=False` to a padded encoder batch
-    (None: one by one on CPU, batched on CUDA).
+    back to transformers' own cache, `gumbel_sampling=False` to `torch.multinomial` for beam
+    sampling, and `encode_one_by_one=False` to a padded encoder batch (None: one by one on CPU,
+    batched on CUDA).
     Sampling draws from torch's global generator: seed it for reproducible output; with
     sampling, outputs also depend on `batch_size` and the order, as the draws are shared.
     """
@@ -121,7 +124,12 @@ def generate_summaries(
                 batch = tokenizer.pad({"input_ids": chunk_ids}, return_tensors="pt")
                 batch = {key: value.to(device) for key, value in batch.items()}
             sequences = generate_ids(
-                model, batch, settings, fast=fast_active, keep_cross_attention=keep_cross_attention
+                model,
+                batch,
+                settings,
+                fast=fast_active,
+                keep_cross_attention=keep_cross_attention,
+                gumbel_sampling=gumbel_sampling,
             )
             decoded = tokenizer.batch_decode(sequences, skip_special_tokens=True)
             for index, text in zip(chunk, decoded, strict=True):
@@ -204,11 +212,13 @@ def generate_ids(
     *,
     fast: bool,
     keep_cross_attention: bool = True,
-) -> torch.Tensor:
+    gumbel_sampling: bool = True,
+) -> Any:
     """`model.generate()` on one batch: `input_ids` + `attention_mask`, or `encoder_outputs` +
     `attention_mask`. `fast`: the caller holds `fast_t5_generation(model)` (it yielded True),
     so the decoder gets a `shared_cross_attention_cache`; otherwise beam search gets a
-    `CrossAttentionKeepingCache` unless `keep_cross_attention=False`."""
+    `CrossAttentionKeepingCache` unless `keep_cross_attention=False`. Beam sampling draws with
+    `kosum.inference.beam_sampling` unless `gumbel_sampling=False` (stock `torch.multinomial`)."""
     if fast and _uses_dynamic_cache(model, settings):
         if "encoder_outputs" not in inputs:
             inputs = _encode_batch(model, inputs)
@@ -218,7 +228,8 @@ def generate_ids(
         cache = beam_cache_kwargs(model, settings)
     else:
         cache = {}
-    return model.generate(**inputs, **settings.generate, **cache)
+    with fast_beam_sampling(model) if gumbel_sampling else nullcontext():
+        return model.generate(**inputs, **settings.generate, **cache)
 
 
 def _encode_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
