@@ -1,7 +1,8 @@
 """Benchmark of summary generation: the seed's one-at-a-time loop vs `generate_summaries`.
 
-The model is kosum's `tiny_t5` architecture, randomly initialised (seed 0), with a byte-level BPE
-tokenizer trained on the benchmark texts: the first `--texts` documents of
+The model is kosum's `tiny_t5` architecture (`--shape pko-t5-large|pko-t5-base`: the real
+models' shapes, for a GPU), randomly initialised (seed 0), with a byte-level BPE tokenizer
+trained on the benchmark texts: the first `--texts` documents of
 ../shared/data/competition_sample.csv, or a synthetic corpus where that file is absent. A random
 model never emits EOS, so every output runs to `max_length`: the worst case for batching (no
 early-finishing rows) and equal work for every candidate.
@@ -10,13 +11,16 @@ For each decoding preset (conf/generation/<name>.yaml, unchanged), the baseline 
 loop: `model.generate` on one tokenised text at a time, then decode and post-process. It is
 measured before and after the candidates and the ratios use the mean of the two, as the machine
 may be shared. Candidates: `generate_summaries` at each batch size with every speed-up, then
-at `--ablation-batch-size` each one turned off in turn (kosum's T5 path of
-`kosum.inference.t5_fast`, then also the cross-attention cache fix, a padded encoder batch, no
-length sorting). Outputs are compared too: for deterministic presets, how many equal the
-baseline's; for every preset, how many of each ablation's equal the full candidate's at the same
-batch size and seed (sampling included). docs/inference.md has the numbers.
+at `--ablation-batch-size` each one turned off in turn: kosum's T5 path
+(`kosum.inference.t5_fast`), then also the cross-attention cache fix; `torch.multinomial`
+instead of kosum's Gumbel beam sampling (same distribution, other values at the same seed); a
+padded encoder batch; no length sorting. Outputs are compared too: for deterministic presets,
+how many equal the baseline's; for every preset, how many of each ablation's equal the full
+candidate's at the same batch size and seed. docs/inference.md has the numbers.
 
     .venv/bin/python scripts/bench_predict.py --texts 64 --json out.json
+    python scripts/bench_predict.py --shape pko-t5-large --device cuda --presets greedy,seed \
+        --batch-sizes 8,16,32 --ablation-batch-size 16 --texts 64 --json gpu.json
 
 The default is torch's thread count (2 here); `--threads 1` on a shared machine, where the
 one-at-a-time loop's tiny ops stall on a busy second core and the ratios swing with the load.
@@ -46,7 +50,7 @@ from kosum.config import config_dir
 from kosum.data.aihub import AihubSource
 from kosum.data.synthetic import generate_corpus
 from kosum.generation import GenerationSettings
-from kosum.inference.batched import generate_summaries
+from kosum.inference.batched import autocast_for, generate_summaries
 from kosum.models.tokenizer_training import train_bpe_tokenizer
 
 COMPETITION_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "competition_sample.csv"
@@ -64,16 +68,50 @@ def load_texts(count: int) -> tuple[list[str], str]:
     return [e.text for e in examples][:count], "synthetic corpus (real data absent)"
 
 
-def build_model(texts: list[str]) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+# Random-init shapes of the real models (../shared/docs/MODELS.md), for a GPU run.
+PKO_T5 = {
+    "feed_forward_proj": "gated-gelu",
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "tie_word_embeddings": False,
+    "d_kv": 64,
+    "vocab_size": 50358,
+}
+SHAPES: dict[str, dict[str, Any]] = {
+    "pko-t5-large": {
+        **PKO_T5,
+        "d_model": 1024,
+        "d_ff": 2816,
+        "num_heads": 16,
+        "num_layers": 24,
+        "num_decoder_layers": 24,
+    },
+    "pko-t5-base": {
+        **PKO_T5,
+        "d_model": 768,
+        "d_ff": 2048,
+        "num_heads": 12,
+        "num_layers": 12,
+        "num_decoder_layers": 12,
+    },
+}
+
+
+def build_model(texts: list[str], shape: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """`shape` "tiny": kosum's tiny_t5 with a 2,000-token BPE; else a SHAPES entry, whose larger
+    vocabulary the BPE does not fill (ids beyond it decode to nothing; the cost is the shape's)."""
     tokenizer = train_bpe_tokenizer(texts, vocab_size=2000)
-    init = OmegaConf.to_container(OmegaConf.load(Path(config_dir()) / "model" / "tiny_t5.yaml"))
+    if shape == "tiny":
+        config_path = Path(config_dir()) / "model" / "tiny_t5.yaml"
+        settings = {"vocab_size": len(tokenizer), **OmegaConf.load(config_path)["init_config"]}
+    else:
+        settings = SHAPES[shape]
     torch.manual_seed(0)
     config = T5Config(
-        vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
-        **init["init_config"],
+        **settings,
     )
     return T5ForConditionalGeneration(config).eval(), tokenizer
 
@@ -89,11 +127,14 @@ def one_at_a_time(
     settings: GenerationSettings,
     max_length: int,
 ) -> list[str]:
-    """The seed's loop: tokenise, generate, decode one document at a time."""
+    """The seed's loop: tokenise, generate, decode one document at a time (on a GPU at the
+    precision kosum uses there, bf16 autocast)."""
     summaries = []
+    device = next(model.parameters()).device
     for text in texts:
         batch = tokenizer([text], return_tensors="pt", truncation=True, max_length=max_length)
-        sequences = model.generate(**batch, **settings.generate)
+        with autocast_for(device):
+            sequences = model.generate(**batch.to(device), **settings.generate)
         summaries.append(
             settings.postprocess(tokenizer.decode(sequences[0], skip_special_tokens=True))
         )
@@ -102,8 +143,10 @@ def one_at_a_time(
 
 def timed(run: Callable[[], list[str]]) -> tuple[list[str], float]:
     torch.manual_seed(SEED)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     started = time.perf_counter()
-    outputs = run()
+    outputs = run()  # decoded strings: the device has finished
     return outputs, time.perf_counter() - started
 
 
@@ -143,6 +186,8 @@ def bench_preset(
                 batched(size, fast_t5=False, keep_cross_attention=False),
             )
         )
+    if beams > 1 and sampling:
+        candidates.append((f"batched {size}, stock sampling", batched(size, gumbel_sampling=False)))
     candidates.append((f"batched {size}, padded encoder", batched(size, encode_one_by_one=False)))
     candidates.append((f"batched {size}, unsorted", batched(size, sort_by_length=False)))
 
@@ -183,6 +228,10 @@ def bench_preset(
     }
 
 
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--texts", type=int, default=64)
@@ -193,26 +242,33 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, help="torch intra-op threads (default: torch's; 1 on a busy machine)"
     )
+    parser.add_argument("--shape", choices=["tiny", *SHAPES], default="tiny")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     texts, source = load_texts(args.texts)
-    model, tokenizer = build_model(texts)
+    model, tokenizer = build_model(texts, args.shape)
+    model.to(args.device)
     lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
     print(
         f"{len(texts)} texts from {source}; tokens mean {statistics.mean(lengths):.0f}, max "
-        f"{max(lengths)}; torch {torch.__version__}, {torch.get_num_threads()} threads",
+        f"{max(lengths)}; {args.shape} on {device_name(args.device)}; torch {torch.__version__},"
+        f" {torch.get_num_threads()} threads",
         flush=True,
     )
-    with torch.inference_mode():  # warm-up: first-call allocations and lazy imports
-        model.generate(**tokenizer(texts[:2], return_tensors="pt", padding=True), max_length=5)
+    warm_up = tokenizer(texts[:2], return_tensors="pt", padding=True).to(args.device)
+    with torch.inference_mode(), autocast_for(torch.device(args.device)):
+        model.generate(**warm_up, max_length=5)  # first-call allocations and lazy imports
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     report = {
         "texts": len(texts),
         "source": source,
         "input_tokens_mean": round(statistics.mean(lengths), 1),
+        "shape": args.shape,
+        "device": device_name(args.device),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
         "presets": [

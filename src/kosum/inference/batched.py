@@ -113,7 +113,7 @@ def generate_summaries(
         total=len(texts), desc="summarising", unit="doc", file=sys.stderr, disable=not progress
     )
     fast = fast_t5_generation(model) if fast_t5 else nullcontext(False)
-    with bar, torch.inference_mode(), _autocast(device), fast as fast_active:
+    with bar, torch.inference_mode(), autocast_for(device), fast as fast_active:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch_started = time.perf_counter()
@@ -199,7 +199,8 @@ def _encode_each(
     return {"encoder_outputs": BaseModelOutput(last_hidden_state=hidden), "attention_mask": mask}
 
 
-def _autocast(device: torch.device) -> AbstractContextManager[Any]:
+def autocast_for(device: torch.device) -> AbstractContextManager[Any]:
+    """bf16 autocast on a CUDA device that supports it; nothing (fp32) elsewhere."""
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext()

@@ -42,6 +42,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.models.t5.modeling_t5 import T5Attention, T5ForConditionalGeneration
 
 ATTENTION = "kosum_sdpa"
+ROW_ALIGNMENT = 64
 
 
 class CrossAttentionKeepingCache(EncoderDecoderCache):
@@ -152,7 +153,9 @@ class PositionBiasCache:
 
     T5's bias for query position `i` and key position `j` depends only on `j - i`, so the bias
     of queries `past..past+q` over keys `0..k` is rows `past..past+q`, columns `0..k` of the
-    bias matrix of any size ≥ both. The matrix grows (doubling) when a longer input arrives.
+    bias matrix of any size ≥ both. The matrix is recomputed when a longer input arrives (once
+    for length-sorted batches, longest first); its size is a multiple of `ROW_ALIGNMENT`, so
+    that slices keep aligned rows, which CUDA's attention kernels need to read them in place.
     """
 
     def __init__(self, module: T5Attention) -> None:
@@ -170,7 +173,7 @@ class PositionBiasCache:
         past = int(past_seen_tokens)
         needed = max(past + query_length, key_length)
         if self.full is None or self.full.shape[-1] < needed or self.full.device != device:
-            size = max(needed, 2 * self.full.shape[-1] if self.full is not None else 64)
+            size = -(-needed // ROW_ALIGNMENT) * ROW_ALIGNMENT
             compute = type(self.module).compute_bias
             self.full = compute(self.module, size, size, device=device).contiguous()
         return self.full[:, :, past : past + query_length, :key_length]
