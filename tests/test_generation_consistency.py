@@ -33,8 +33,7 @@ from transformers import T5Config, T5ForConditionalGeneration
 from transformers.utils import ModelOutput
 
 from kosum.generation import GenerationSettings
-from kosum.inference.batched import generate_ids
-from kosum.inference.t5_fast import fast_t5_generation
+from kosum.inference.batched import fast_generation, generate_ids
 from kosum.methods.prefix_generation import enable_prefix_generation
 
 NUM_VIRTUAL_TOKENS = 8
@@ -141,8 +140,9 @@ def _generate(model: torch.nn.Module, fast: bool = False, **kwargs: object) -> M
     with torch.no_grad():
         if not fast:
             return model.generate(**inputs, **options)
-        with fast_t5_generation(model) as active:
-            return generate_ids(model, inputs, GenerationSettings(generate=options), fast=active)
+        settings = GenerationSettings(generate=options)
+        with fast_generation(model, settings) as active:
+            return generate_ids(model, inputs, settings, fast=active)
 
 
 def _teacher_forced_logits(model: torch.nn.Module, sequences: torch.Tensor) -> torch.Tensor:

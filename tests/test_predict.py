@@ -214,6 +214,23 @@ def test_batched_equals_one_at_a_time_greedy(lora_run: Path, texts: list[str]):
     assert batched.truncated_count > 0
 
 
+def test_encoder_side_processors_see_the_inputs(lora_run: Path, texts: list[str]):
+    """The encoder runs before generate() (one text at a time on CPU); processors that read the
+    encoder's input ids must still get them, as in the seed's loop."""
+    model, tokenizer = load_trained(lora_run)
+    settings = GenerationSettings(generate={**GREEDY, "encoder_no_repeat_ngram_size": 1})
+    sample = texts[:4]
+    batched = generate_summaries(model, tokenizer, sample, settings, 4, max_source_length=64)
+    expected = []
+    for text in sample:
+        inputs = tokenizer([text], return_tensors="pt", truncation=True, max_length=64)
+        sequences = model.generate(**inputs, **settings.generate)
+        expected.append(tokenizer.decode(sequences[0], skip_special_tokens=True).strip())
+    assert batched.summaries == expected
+    plain = GenerationSettings(generate=GREEDY)
+    assert generate_summaries(model, tokenizer, sample, plain, 4, 64).summaries != expected
+
+
 @pytest.mark.parametrize("method", ["lora", "prefix"])
 @pytest.mark.parametrize(
     "decoding",

@@ -17,7 +17,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.models.t5.modeling_t5 import T5Attention
 
 from kosum.generation import GenerationSettings
-from kosum.inference.batched import generate_ids
+from kosum.inference.batched import fast_generation, generate_ids
+from kosum.inference.beam_sampling import fast_beam_sampling
 from kosum.inference.t5_fast import (
     ATTENTION,
     PositionBiasCache,
@@ -41,6 +42,12 @@ DECODINGS = {
     "greedy": {"num_beams": 1, "do_sample": False},
     "beam4": {"num_beams": 4, "do_sample": False, "early_stopping": True},
     "beam8_sample": {"num_beams": 8, "do_sample": True, "min_length": 5},  # the seed preset's kind
+    # processors that read the encoder's input ids (passed on next to the encoder outputs)
+    "encoder_penalties": {
+        "num_beams": 4,
+        "encoder_repetition_penalty": 3.0,
+        "encoder_no_repeat_ngram_size": 2,
+    },
 }
 
 
@@ -158,6 +165,62 @@ def test_cross_attention_keys_are_projected_once_per_input():
         assert layer.keys.shape[0] == layer.values.shape[0] == len(INPUT_IDS)
     # the self-attention cache holds every beam
     assert cache.self_attention_cache.layers[0].keys.shape[0] == 4 * len(INPUT_IDS)
+
+
+def test_decoder_input_ids_given_by_the_caller_are_kept():
+    model = _lora_model()
+    start = torch.tensor([[0, 30, 31]] * len(INPUT_IDS))
+    inputs = {"input_ids": INPUT_IDS, "attention_mask": ATTENTION_MASK, "decoder_input_ids": start}
+    settings = GenerationSettings(generate={"num_beams": 4, "max_length": 10})
+    with torch.inference_mode():
+        stock = model.generate(**inputs, **settings.generate)
+        with fast_generation(model, settings) as fast:
+            assert fast
+            fast_ids = generate_ids(model, inputs, settings, fast=fast)
+    assert torch.equal(fast_ids, stock)
+    assert torch.equal(fast_ids[:, :3], start)
+
+
+def test_static_cache_keeps_the_stock_path():
+    settings = GenerationSettings(generate={"cache_implementation": "static"})
+    with fast_generation(_lora_model(), settings) as fast:
+        assert not fast
+
+
+def test_position_bias_cache_follows_weight_updates_and_skips_wrapped_embeddings():
+    model = tiny_t5(VOCAB)
+    module = model.encoder.block[0].layer[0].SelfAttention
+    cache = PositionBiasCache(module)
+    cache(6, 6)
+    with torch.no_grad():
+        module.relative_attention_bias.weight.add_(1.0)  # a training step, in place
+    assert torch.equal(cache(6, 6), module.compute_bias(6, 6))
+    # a LoRA on the bias embedding can be switched off without touching its weight: not cached
+    config = LoraConfig(target_modules=["relative_attention_bias"], r=2)
+    wrapped = get_peft_model(tiny_t5(VOCAB), config)
+    with fast_t5_generation(wrapped):
+        assert all("compute_bias" not in m.__dict__ for m in _bias_modules(wrapped))
+
+
+def test_overlapping_blocks_share_one_patch():
+    """Interleaved blocks (two threads, say): the model stays patched while either runs and is
+    restored when both have exited."""
+    model = _lora_model()
+    base = model.get_base_model()
+    fast_a, fast_b = fast_t5_generation(model), fast_t5_generation(model)
+    sampling_a, sampling_b = fast_beam_sampling(model), fast_beam_sampling(model)
+    for block in (fast_a, sampling_a, fast_b, sampling_b):
+        block.__enter__()
+    fast_a.__exit__(None, None, None)
+    sampling_a.__exit__(None, None, None)
+    assert base.config._attn_implementation == ATTENTION
+    assert all(isinstance(m.compute_bias, PositionBiasCache) for m in _bias_modules(model))
+    assert "_get_top_k_continuations" in base.__dict__
+    fast_b.__exit__(None, None, None)
+    sampling_b.__exit__(None, None, None)
+    assert base.config._attn_implementation == "sdpa"
+    assert all("compute_bias" not in m.__dict__ for m in _bias_modules(model))
+    assert "_get_top_k_continuations" not in base.__dict__
 
 
 def test_fast_generation_restores_the_model():

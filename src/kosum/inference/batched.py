@@ -112,17 +112,16 @@ def generate_summaries(
     bar = tqdm(
         total=len(texts), desc="summarising", unit="doc", file=sys.stderr, disable=not progress
     )
-    fast = fast_t5_generation(model) if fast_t5 else nullcontext(False)
+    fast = fast_generation(model, settings) if fast_t5 else nullcontext(False)
     with bar, torch.inference_mode(), autocast_for(device), fast as fast_active:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch_started = time.perf_counter()
             chunk_ids = [token_ids[i] for i in chunk]
+            batch = tokenizer.pad({"input_ids": chunk_ids}, return_tensors="pt")
+            batch = {key: value.to(device) for key, value in batch.items()}
             if encode_one_by_one:
-                batch = _encode_each(model, chunk_ids, device)
-            else:
-                batch = tokenizer.pad({"input_ids": chunk_ids}, return_tensors="pt")
-                batch = {key: value.to(device) for key, value in batch.items()}
+                batch["encoder_outputs"] = _encode_each(model, chunk_ids, batch["attention_mask"])
             sequences = generate_ids(
                 model,
                 batch,
@@ -176,9 +175,9 @@ def _can_encode_separately(model: torch.nn.Module) -> bool:
 
 
 def _encode_each(
-    model: torch.nn.Module, chunk_ids: list[list[int]], device: torch.device
-) -> dict[str, Any]:
-    """`generate()` inputs with the encoder run on each text alone, outputs padded afterwards.
+    model: torch.nn.Module, chunk_ids: list[list[int]], attention_mask: torch.Tensor
+) -> BaseModelOutput:
+    """The encoder run on each text alone, its states laid out where `attention_mask` is 1.
 
     On CPU, a padded encoder batch is slower per text than one text at a time: T5 folds the
     padding mask into its relative position bias, materialising (and copying) a float tensor of
@@ -186,17 +185,15 @@ def _encode_each(
     exactly what the one-at-a-time loop computes.
     """
     encoder = model.get_encoder()
+    device = attention_mask.device
     states = [
         encoder(input_ids=torch.tensor([ids], device=device)).last_hidden_state[0]
         for ids in chunk_ids
     ]
-    width = max(len(ids) for ids in chunk_ids)
-    hidden = states[0].new_zeros(len(states), width, states[0].shape[-1])
-    mask = torch.zeros(len(states), width, dtype=torch.long, device=device)
+    hidden = states[0].new_zeros(*attention_mask.shape, states[0].shape[-1])
     for row, state in enumerate(states):
-        hidden[row, : len(state)] = state
-        mask[row, : len(state)] = 1
-    return {"encoder_outputs": BaseModelOutput(last_hidden_state=hidden), "attention_mask": mask}
+        hidden[row, attention_mask[row].bool()] = state
+    return BaseModelOutput(last_hidden_state=hidden)
 
 
 def autocast_for(device: torch.device) -> AbstractContextManager[Any]:
@@ -215,16 +212,23 @@ def generate_ids(
     keep_cross_attention: bool = True,
     gumbel_sampling: bool = True,
 ) -> Any:
-    """`model.generate()` on one batch: `input_ids` + `attention_mask`, or `encoder_outputs` +
-    `attention_mask`. `fast`: the caller holds `fast_t5_generation(model)` (it yielded True),
-    so the decoder gets a `shared_cross_attention_cache`; otherwise beam search gets a
-    `CrossAttentionKeepingCache` unless `keep_cross_attention=False`. Beam sampling draws with
-    `kosum.inference.beam_sampling` unless `gumbel_sampling=False` (stock `torch.multinomial`)."""
-    if fast and _uses_dynamic_cache(model, settings):
+    """`model.generate(**inputs)` on one batch: `input_ids` + `attention_mask` (+ optionally
+    `encoder_outputs` already computed from them, and any other `generate()` input). `fast`: the
+    caller holds `fast_generation(model, settings)` and it yielded True, so the decoder gets a
+    `shared_cross_attention_cache`; otherwise beam search gets a `CrossAttentionKeepingCache`
+    unless `keep_cross_attention=False`. Beam sampling draws with
+    `kosum.inference.beam_sampling` unless `gumbel_sampling=False` (stock `torch.multinomial`).
+    `input_ids` stay in the call with `encoder_outputs`: the encoder-side logits processors
+    (`encoder_repetition_penalty`, `encoder_no_repeat_ngram_size`) read them."""
+    if fast and "attention_mask" in inputs:  # without one, generate() infers it: leave it that
         if "encoder_outputs" not in inputs:
-            inputs = _encode_batch(model, inputs)
-        encoded = inputs["encoder_outputs"].last_hidden_state
-        cache = {"cache": shared_cross_attention_cache(model, encoded)}
+            encoder = model.get_encoder()
+            encoded = encoder(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]
+            )
+            inputs = {**inputs, "encoder_outputs": BaseModelOutput(encoded.last_hidden_state)}
+        states = inputs["encoder_outputs"].last_hidden_state
+        cache = {"cache": shared_cross_attention_cache(model, states)}
     elif keep_cross_attention:
         cache = beam_cache_kwargs(model, settings)
     else:
@@ -233,13 +237,15 @@ def generate_ids(
         return model.generate(**inputs, **settings.generate, **cache)
 
 
-def _encode_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """`generate()` inputs with the encoder already run on the padded batch."""
-    encoded = model.get_encoder()(**batch)
-    return {
-        "encoder_outputs": BaseModelOutput(last_hidden_state=encoded.last_hidden_state),
-        "attention_mask": batch["attention_mask"],
-    }
+def fast_generation(
+    model: torch.nn.Module, settings: GenerationSettings
+) -> AbstractContextManager[bool]:
+    """`fast_t5_generation(model)` where `generate()` decodes with its default dynamic cache
+    (a static cache is made for `torch.compile`, which the Python-side bias cache would break),
+    else a block that yields False."""
+    if _uses_dynamic_cache(model, settings):
+        return fast_t5_generation(model)
+    return nullcontext(False)
 
 
 def _uses_dynamic_cache(model: torch.nn.Module, settings: GenerationSettings) -> bool:

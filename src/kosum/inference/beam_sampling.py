@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from peft import PeftModel
 
+from kosum.inference.patching import shared_patch
+
 
 def gumbel_top_k(log_weights: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of `k` draws without replacement from each row of `softmax(log_weights)`, in
@@ -61,18 +63,17 @@ def _sampling_by_gumbel_top_k(original: Callable[..., Any]) -> Callable[..., Any
 
 @contextmanager
 def fast_beam_sampling(model: torch.nn.Module) -> Iterator[None]:
-    """Within the block, beam-search sampling of `model` (bare or PEFT) uses `gumbel_top_k`."""
+    """Within the block, beam-search sampling of `model` (bare or PEFT) uses `gumbel_top_k`.
+    Blocks on one model may overlap (nested, or in threads)."""
     hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
-    original = getattr(hf_model, "_get_top_k_continuations", None)
-    if original is None:  # not a transformers generation model: nothing to route
+    if not hasattr(hf_model, "_get_top_k_continuations"):  # no transformers beam search
         yield
         return
-    overridden = hf_model.__dict__.get("_get_top_k_continuations")
-    hf_model._get_top_k_continuations = _sampling_by_gumbel_top_k(original)
-    try:
+
+    def patch() -> Callable[[], None]:
+        original = hf_model._get_top_k_continuations
+        hf_model._get_top_k_continuations = _sampling_by_gumbel_top_k(original)
+        return lambda: hf_model.__dict__.pop("_get_top_k_continuations", None)
+
+    with shared_patch(hf_model, "fast_beam_sampling", patch):
         yield
-    finally:
-        if overridden is None:
-            del hf_model._get_top_k_continuations
-        else:
-            hf_model._get_top_k_continuations = overridden

@@ -30,7 +30,7 @@ Everything applies to `T5ForConditionalGeneration` (bare or with a LoRA/IA3 adap
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -40,6 +40,8 @@ from transformers import AttentionInterface, DynamicCache, EncoderDecoderCache
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.models.t5.modeling_t5 import T5Attention, T5ForConditionalGeneration
+
+from kosum.inference.patching import shared_patch
 
 ATTENTION = "kosum_sdpa"
 ROW_ALIGNMENT = 64
@@ -156,11 +158,13 @@ class PositionBiasCache:
     bias matrix of any size ≥ both. The matrix is recomputed when a longer input arrives (once
     for length-sorted batches, longest first); its size is a multiple of `ROW_ALIGNMENT`, so
     that slices keep aligned rows, which CUDA's attention kernels need to read them in place.
+    It is also recomputed when the bias weights change in place (a training step).
     """
 
     def __init__(self, module: T5Attention) -> None:
         self.module = module
         self.full: torch.Tensor | None = None
+        self.weights_seen: tuple[int, int] | None = None
 
     def __call__(
         self,
@@ -169,13 +173,21 @@ class PositionBiasCache:
         device: torch.device | None = None,
         past_seen_tokens: int | torch.Tensor = 0,
     ) -> torch.Tensor:
-        device = device or self.module.relative_attention_bias.weight.device
+        weight = self.module.relative_attention_bias.weight
+        device = device or weight.device
         past = int(past_seen_tokens)
         needed = max(past + query_length, key_length)
-        if self.full is None or self.full.shape[-1] < needed or self.full.device != device:
+        weights = (weight.data_ptr(), weight._version)
+        if (
+            self.full is None
+            or self.full.shape[-1] < needed
+            or self.full.device != device
+            or self.weights_seen != weights
+        ):
             size = -(-needed // ROW_ALIGNMENT) * ROW_ALIGNMENT
             compute = type(self.module).compute_bias
             self.full = compute(self.module, size, size, device=device).contiguous()
+            self.weights_seen = weights
         return self.full[:, :, past : past + query_length, :key_length]
 
 
@@ -191,27 +203,40 @@ def fast_t5_model(model: torch.nn.Module) -> T5ForConditionalGeneration | None:
 @contextmanager
 def fast_t5_generation(model: torch.nn.Module) -> Iterator[bool]:
     """Within the block, `model` (if a plain or LoRA/IA3 T5) uses `kosum_sdpa` attention and
-    cached position biases; yields whether it does. The model is restored on exit."""
+    cached position biases; yields whether it does. Blocks on one model may overlap (nested, or
+    in threads): the model is changed when the first enters and restored when the last exits."""
     t5 = fast_t5_model(model)
     if t5 is None:
         yield False
         return
+    with shared_patch(t5, "fast_t5_generation", lambda: _patch(t5)):
+        yield True
+
+
+def _patch(t5: T5ForConditionalGeneration) -> Callable[[], None]:
+    """Switch `t5` to `kosum_sdpa` and cached biases; return the undo."""
     configs = {id(m.config): m.config for m in t5.modules() if hasattr(m, "config")}
     previous = {key: config._attn_implementation for key, config in configs.items()}
-    biased = [
-        m for m in t5.modules() if isinstance(m, T5Attention) and m.has_relative_attention_bias
+    # A bias embedding wrapped by PEFT can change without its weight changing (adapter on/off).
+    cached = [
+        m
+        for m in t5.modules()
+        if isinstance(m, T5Attention)
+        and m.has_relative_attention_bias
+        and type(m.relative_attention_bias) is torch.nn.Embedding
     ]
-    try:
-        for config in configs.values():
-            config._attn_implementation = ATTENTION
-        for module in biased:
-            module.compute_bias = PositionBiasCache(module)
-        yield True
-    finally:
+    for config in configs.values():
+        config._attn_implementation = ATTENTION
+    for module in cached:
+        module.compute_bias = PositionBiasCache(module)
+
+    def undo() -> None:
         for key, config in configs.items():
             config._attn_implementation = previous[key]
-        for module in biased:
+        for module in cached:
             module.__dict__.pop("compute_bias", None)
+
+    return undo
 
 
 def shared_cross_attention_cache(

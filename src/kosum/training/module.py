@@ -18,8 +18,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from kosum.generation import GenerationSettings
-from kosum.inference.batched import generate_ids
-from kosum.inference.t5_fast import fast_t5_generation
+from kosum.inference.batched import fast_generation, generate_ids
 from kosum.metrics import compute_rouge
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -122,7 +121,7 @@ class SummarizationModule(L.LightningModule):
     @torch.inference_mode()
     def generate_batch(self, batch: dict[str, torch.Tensor]) -> list[str]:
         inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
-        with fast_t5_generation(self.model) as fast:
+        with fast_generation(self.model, self.generation) as fast:
             sequences = generate_ids(self.model, inputs, self.generation, fast=fast)
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return [self.generation.postprocess(text) for text in texts]
