@@ -8,15 +8,16 @@ model never emits EOS, so every output runs to `max_length`: the worst case for 
 early-finishing rows) and equal work for every candidate.
 
 For each decoding preset (conf/generation/<name>.yaml, unchanged), the baseline is the seed's
-loop: `model.generate` on one tokenised text at a time, then decode and post-process. It is
-measured before and after the candidates and the ratios use the mean of the two, as the machine
-may be shared. Candidates: `generate_summaries` at each batch size with every speed-up, then
-at `--ablation-batch-size` each one turned off in turn: kosum's T5 path
-(`kosum.inference.t5_fast`), then also the cross-attention cache fix; `torch.multinomial`
-instead of kosum's Gumbel beam sampling (same distribution, other values at the same seed); a
-padded encoder batch; no length sorting. Outputs are compared too: for deterministic presets,
-how many equal the baseline's; for every preset, how many of each ablation's equal the full
-candidate's at the same batch size and seed. docs/inference.md has the numbers.
+loop: `model.generate` on one tokenised text at a time, then decode and post-process. The
+baseline and every candidate are timed in `--repeats` rounds (baseline first in each) and the
+medians are compared, as the machine may be shared. Candidates: `generate_summaries` at each
+batch size with every speed-up, then at `--ablation-batch-size` each one turned off in turn:
+kosum's T5 path (`kosum.inference.t5_fast`), then also the cross-attention cache fix;
+`torch.multinomial` instead of kosum's Gumbel beam sampling (same distribution, other values at
+the same seed); a padded encoder batch; no length sorting. Outputs are compared too: for
+deterministic presets, how many equal the baseline's; for every preset, how many of each
+ablation's equal the full candidate's at the same batch size and seed. docs/inference.md has
+the numbers.
 
     .venv/bin/python scripts/bench_predict.py --texts 64 --json out.json
     python scripts/bench_predict.py --shape pko-t5-large --device cuda --presets greedy,seed \
@@ -158,6 +159,7 @@ def bench_preset(
     batch_sizes: list[int],
     ablation_batch_size: int,
     max_length: int,
+    repeats: int,
 ) -> dict[str, Any]:
     settings = preset(name)
     beams = settings.generate.get("num_beams", 1)
@@ -191,39 +193,53 @@ def bench_preset(
     candidates.append((f"batched {size}, padded encoder", batched(size, encode_one_by_one=False)))
     candidates.append((f"batched {size}, unsorted", batched(size, sort_by_length=False)))
 
-    reference, first = timed(baseline)
-    print(f"[{name}] one-at-a-time: {len(texts) / first:.2f} summaries/s", flush=True)
-    rows = []
-    for label, run in candidates:
-        summaries, seconds = timed(run)
-        rows.append({"candidate": label, "seconds": seconds, "summaries": summaries})
-        print(f"[{name}] {label}: {len(texts) / seconds:.2f} summaries/s", flush=True)
-    _, second = timed(baseline)
-    base_seconds = statistics.mean([first, second])
-    print(f"[{name}] one-at-a-time again: {len(texts) / second:.2f} summaries/s", flush=True)
-
+    # Rounds: the baseline, then every candidate, `repeats` times; medians over the rounds, so a
+    # burst of load from elsewhere on the machine moves one sample, not the ratio.
+    runs = [("one at a time", baseline), *candidates]
+    seconds: dict[str, list[float]] = {label: [] for label, _ in runs}
+    outputs: dict[str, list[str]] = {}
+    for round_index in range(repeats):
+        for label, run in runs:
+            summaries, took = timed(run)  # seeded: every round draws the same samples
+            seconds[label].append(took)
+            outputs.setdefault(label, summaries)
+            print(
+                f"[{name}] round {round_index + 1}: {label}: {len(texts) / took:.2f} summaries/s",
+                flush=True,
+            )
+    base_seconds = statistics.median(seconds["one at a time"])
+    reference = outputs["one at a time"]
     # Sampled outputs depend on the batch composition, so the ablations are compared with the
     # full candidate of their batch size; deterministic presets also with the baseline.
-    full = next(row["summaries"] for row in rows if row["candidate"] == f"batched {size}")
+    full = outputs[f"batched {size}"]
     results = []
-    for row in rows:
-        summaries = row.pop("summaries")
-        row["summaries_per_s"] = round(len(texts) / row["seconds"], 3)
-        row["speedup"] = round(base_seconds / row["seconds"], 2)
-        row["seconds"] = round(row["seconds"], 2)
+    for label, _ in candidates:
+        median = statistics.median(seconds[label])
+        row: dict[str, Any] = {
+            "candidate": label,
+            "seconds": round(median, 2),
+            "summaries_per_s": round(len(texts) / median, 3),
+            "summaries_per_s_range": [
+                round(len(texts) / max(seconds[label]), 3),
+                round(len(texts) / min(seconds[label]), 3),
+            ],
+            "speedup": round(base_seconds / median, 2),
+        }
         if not sampling:
-            row["same_as_baseline"] = sum(a == b for a, b in zip(summaries, reference, strict=True))
-        if row["candidate"].startswith(f"batched {size},"):
+            row["same_as_baseline"] = sum(
+                a == b for a, b in zip(outputs[label], reference, strict=True)
+            )
+        if label.startswith(f"batched {size},"):
             row[f"same_as_batched_{size}"] = sum(
-                a == b for a, b in zip(summaries, full, strict=True)
+                a == b for a, b in zip(outputs[label], full, strict=True)
             )
         results.append(row)
-        print(f"[{name}] {row['candidate']}: {row['speedup']}x one-at-a-time", flush=True)
+        print(f"[{name}] {label}: {row['speedup']}x one-at-a-time (median)", flush=True)
     return {
         "preset": name,
         "generate": dict(settings.generate),
         "first_sentence": settings.first_sentence,
-        "baseline_summaries_per_s": [round(len(texts) / first, 3), round(len(texts) / second, 3)],
+        "baseline_summaries_per_s": [round(len(texts) / t, 3) for t in seconds["one at a time"]],
         "candidates": results,
     }
 
@@ -239,6 +255,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="8,16,32")
     parser.add_argument("--ablation-batch-size", type=int, default=16)
     parser.add_argument("--max-source-length", type=int, default=1024)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument(
         "--threads", type=int, help="torch intra-op threads (default: torch's; 1 on a busy machine)"
     )
@@ -280,6 +297,7 @@ def main() -> None:
                 batch_sizes,
                 args.ablation_batch_size,
                 args.max_source_length,
+                args.repeats,
             )
             for name in args.presets.split(",")
         ],
