@@ -21,7 +21,7 @@ the numbers.
 
     .venv/bin/python scripts/bench_predict.py --texts 64 --json out.json
     python scripts/bench_predict.py --shape pko-t5-large --device cuda --presets greedy,seed \
-        --batch-sizes 8,16,32 --ablation-batch-size 16 --texts 64 --json gpu.json
+        --batch-sizes 8,16,32 --ablation-batch-size 16 --texts 32 --repeats 2 --json gpu.json
 
 The default is torch's thread count (2 here); `--threads 1` on a shared machine, where the
 one-at-a-time loop's tiny ops stall on a busy second core and the ratios swing with the load.
