@@ -29,6 +29,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from kosum.generation import GenerationSettings
 from kosum.inference.beam_sampling import fast_beam_sampling
+from kosum.inference.patching import generation_model
 from kosum.inference.t5_fast import (
     CrossAttentionKeepingCache,
     fast_t5_generation,
@@ -220,7 +221,8 @@ def generate_ids(
     `kosum.inference.beam_sampling` unless `gumbel_sampling=False` (stock `torch.multinomial`).
     `input_ids` stay in the call with `encoder_outputs`: the encoder-side logits processors
     (`encoder_repetition_penalty`, `encoder_no_repeat_ngram_size`) read them."""
-    if fast and "attention_mask" in inputs:  # without one, generate() infers it: leave it that
+    # Without a mask generate() infers one from the pad tokens: that stays its job.
+    if fast and "attention_mask" in inputs:
         if "encoder_outputs" not in inputs:
             encoder = model.get_encoder()
             encoded = encoder(
@@ -250,7 +252,7 @@ def fast_generation(
 
 def _uses_dynamic_cache(model: torch.nn.Module, settings: GenerationSettings) -> bool:
     """Whether `generate()` with these settings decodes with transformers' default cache."""
-    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
+    hf_model = generation_model(model)
     generation_config = hf_model.generation_config
     options = settings.generate
     uses_cache = options.get("use_cache", generation_config.use_cache)
@@ -262,7 +264,7 @@ def beam_cache_kwargs(model: torch.nn.Module, settings: GenerationSettings) -> d
     """`{"cache": CrossAttentionKeepingCache(...)}` for `model.generate(**inputs, **settings,
     **beam_cache_kwargs(model, settings))` where it is exact and allowed (beam search on an
     encoder-decoder model with the default dynamic cache), else `{}`. A new cache per call."""
-    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
+    hf_model = generation_model(model)
     config = hf_model.config
     beams = settings.generate.get("num_beams", hf_model.generation_config.num_beams) or 1
     if beams <= 1 or not config.is_encoder_decoder or not _uses_dynamic_cache(model, settings):

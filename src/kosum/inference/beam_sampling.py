@@ -25,9 +25,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from peft import PeftModel
 
-from kosum.inference.patching import shared_patch
+from kosum.inference.patching import generation_model, shared_patch
 
 
 def gumbel_top_k(log_weights: torch.Tensor, k: int) -> torch.Tensor:
@@ -65,7 +64,7 @@ def _sampling_by_gumbel_top_k(original: Callable[..., Any]) -> Callable[..., Any
 def fast_beam_sampling(model: torch.nn.Module) -> Iterator[None]:
     """Within the block, beam-search sampling of `model` (bare or PEFT) uses `gumbel_top_k`.
     Blocks on one model may overlap (nested, or in threads)."""
-    hf_model = model.get_base_model() if isinstance(model, PeftModel) else model
+    hf_model = generation_model(model)
     if not hasattr(hf_model, "_get_top_k_continuations"):  # no transformers beam search
         yield
         return

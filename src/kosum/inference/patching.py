@@ -13,6 +13,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import torch
+from peft import PeftModel
+
 _lock = threading.Lock()
 # owner -> patch name -> [blocks inside, undo]
 _active: weakref.WeakKeyDictionary[object, dict[str, list]] = weakref.WeakKeyDictionary()
@@ -38,3 +41,9 @@ def shared_patch(
             if entry[0] == 0:
                 del patches[name]
                 entry[1]()
+
+
+def generation_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model under a PEFT wrapper, or `model` itself: the instance whose config,
+    generation config and methods `generate()` uses, and so the one to patch."""
+    return model.get_base_model() if isinstance(model, PeftModel) else model

@@ -38,11 +38,14 @@ from typing import Any
 import torch
 from peft import PeftModel
 from transformers import AttentionInterface, DynamicCache, EncoderDecoderCache
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.integrations.sdpa_attention import (
+    create_position_bias_mask,
+    sdpa_attention_forward,
+)
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.models.t5.modeling_t5 import T5Attention, T5ForConditionalGeneration
 
-from kosum.inference.patching import shared_patch
+from kosum.inference.patching import generation_model, shared_patch
 
 ATTENTION = "kosum_sdpa"
 ROW_ALIGNMENT = 64
@@ -117,18 +120,11 @@ def _grouped_attention(
     """Attend the `groups` query rows of each key row together: one read of its keys/values."""
     batch, heads, _, dim = key.shape
     query_length = query.shape[2]
-    mask = None
-    if attention_mask is not None:
-        mask = attention_mask[::groups]  # rows of one input are copies (generate's expansion)
-        if mask.dtype == torch.bool:
-            mask = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill_(
-                ~mask, torch.finfo(query.dtype).min
-            )
-    if position_bias is not None and position_bias.shape[0] == 1:
-        mask = position_bias if mask is None else mask + position_bias
-    elif position_bias is not None:
-        bias = position_bias[::groups]
-        mask = bias if mask is None else mask + bias
+    # Rows of one input are copies (generate()'s expansion): keep one per key row.
+    mask = None if attention_mask is None else attention_mask[::groups]
+    if position_bias is not None:
+        bias = position_bias if position_bias.shape[0] == 1 else position_bias[::groups]
+        mask = create_position_bias_mask(bias, mask, False, query, key)
     if mask is not None and query_length > 1 and mask.shape[2] > 1:
         mask = mask.repeat(1, 1, groups, 1)  # query rows are (group, position) pairs below
     grouped = (
@@ -194,10 +190,9 @@ class PositionBiasCache:
 
 def fast_t5_model(model: torch.nn.Module) -> T5ForConditionalGeneration | None:
     """The T5 under `model` when the fast path applies to it, else None."""
-    if isinstance(model, PeftModel):
-        if model.active_peft_config.is_prompt_learning:
-            return None
-        model = model.get_base_model()
+    if isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning:
+        return None
+    model = generation_model(model)
     return model if isinstance(model, T5ForConditionalGeneration) else None
 
 
