@@ -105,7 +105,9 @@ def test_grouped_attention_equals_attention_over_repeated_keys(query_length: int
         if bias == "zeros"
         else torch.randn(1, heads, query_length, key_length, generator=generator)
     )
-    module = tiny_t5(VOCAB).decoder.block[0].layer[1].EncDecAttention
+    block = tiny_t5(VOCAB).decoder.block[1]
+    # a zero bias is what T5's cross-attention has; a random one is only seen by self-attention
+    module = block.layer[1].EncDecAttention if bias == "zeros" else block.layer[0].SelfAttention
     expected, _ = sdpa_attention_forward(
         module,
         query,
@@ -120,6 +122,33 @@ def test_grouped_attention_equals_attention_over_repeated_keys(query_length: int
     )
     assert actual.shape == expected.shape == (batch * groups, query_length, heads, dim)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mask_kind", ["bool", "float", "none"])
+def test_cross_attention_without_its_zero_bias_is_bit_identical(mask_kind: str):
+    """kosum_sdpa drops T5's all-zero cross-attention bias and broadcasts the padding mask over
+    heads: the same numbers as transformers' sdpa with the bias, bit for bit."""
+    batch, heads, key_length, dim = 3, 4, 13, 16
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(batch, heads, 1, dim, generator=generator)
+    key = torch.randn(batch, heads, key_length, dim, generator=generator)
+    value = torch.randn(batch, heads, key_length, dim, generator=generator)
+    keep = torch.ones(batch, 1, 1, key_length, dtype=torch.bool)
+    keep[0, ..., 9:] = False
+    mask = {
+        "bool": keep,
+        "float": torch.zeros(keep.shape).masked_fill(~keep, torch.finfo(torch.float32).min),
+        "none": None,
+    }[mask_kind]
+    module = tiny_t5(VOCAB).decoder.block[0].layer[1].EncDecAttention
+    zero_bias = torch.zeros(1, heads, 1, key_length)
+    expected, _ = sdpa_attention_forward(
+        module, query, key, value, mask, scaling=1.0, position_bias=zero_bias
+    )
+    actual, _ = kosum_sdpa_attention(
+        module, query, key, value, mask, scaling=1.0, position_bias=zero_bias
+    )
+    assert torch.equal(actual, expected)
 
 
 def test_grouped_attention_refuses_rows_that_do_not_divide():
