@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from kosum.io import read_jsonl
 from kosum.models.trained import load_trained
+from kosum.training.checkpoint_io import SafetensorsCheckpointIO
 from kosum.training.pipeline import run_training
 
 
@@ -106,6 +108,33 @@ def test_same_config_and_seed_give_identical_metrics(compose_train, tmp_path: Pa
     assert records[0]["metrics"] == records[1]["metrics"]
     first = read_jsonl(tmp_path / "run0" / "predictions.jsonl")
     assert first == read_jsonl(tmp_path / "run1" / "predictions.jsonl")
+
+
+def test_saved_adapter_holds_the_best_checkpoints_weights_without_a_test(
+    compose_train, tmp_path: Path
+):
+    """`val_rougeL` describes the best checkpoint, so the saved weights must be its weights,
+    also when no test reloads them. Here "best" is the first validation (lowest step), which
+    two epochs of training have moved away from."""
+    run_dir = tmp_path / "run"
+    cfg = compose_train(
+        run_dir,
+        "experiment=smoke",
+        "test=false",
+        "optim.lr=1e-2",
+        "callbacks.model_checkpoint.monitor=step",
+        "callbacks.model_checkpoint.mode=min",
+    )
+    run_training(cfg)
+    best = SafetensorsCheckpointIO().load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+    last = SafetensorsCheckpointIO().load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert best["global_step"] < last["global_step"]
+    saved = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    assert saved
+    assert len(saved) == len(best["state_dict"])
+    for name, weight in saved.items():  # PEFT saves `x.lora_A.weight` of `x.lora_A.default`
+        key = "model." + name.removesuffix(".weight") + ".default.weight"
+        assert torch.equal(weight, best["state_dict"][key]), name
 
 
 def test_unknown_group_option_fails_before_training(run_cli, tmp_path: Path):

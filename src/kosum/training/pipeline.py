@@ -101,6 +101,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:  # logged once, beside the per-step and per-validation metrics
         logger.log_metrics({"peak_memory_mb": peak_memory_mb or 0.0}, step=trainer.global_step)
         logger.save()
+    if trained and best_val:  # the saved weights are the ones `val_rougeL` describes
+        _restore_best_weights(trainer, module)
     _save_trained_weights(model, tokenizer, run_dir, trained)
     if cfg.merge:
         merged = copy.deepcopy(model).merge_and_unload()
@@ -156,6 +158,18 @@ def _best_val_metrics(trainer: L.Trainer) -> dict[str, float]:
     if checkpoint is None or checkpoint.best_model_score is None:
         return {}
     return {"rougeL": float(checkpoint.best_model_score)}
+
+
+def _restore_best_weights(trainer: L.Trainer, module: SummarizationModule) -> None:
+    """Load the best checkpoint's trainable weights into `module` (after the last epoch it
+    holds that epoch's weights; `trainer.test(ckpt_path="best")` only reloads when testing)."""
+    best_path = trainer.checkpoint_callback.best_model_path
+    checkpoint = trainer.strategy.checkpoint_io.load_checkpoint(best_path)
+    incompatible = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    if incompatible.unexpected_keys:
+        raise RuntimeError(
+            f"{best_path}: weights the model does not have: {incompatible.unexpected_keys[:5]}"
+        )
 
 
 def _save_trained_weights(
