@@ -178,6 +178,25 @@ def test_read_inputs_aihub_folder(shared_data: Path):
     assert len(documents.ids) == 350 and not documents.skipped and not documents.empty_ids
 
 
+def test_read_inputs_aihub_keeps_documents_without_a_summary(tmp_path: Path):
+    """A test set has no reference summaries: a document without `Annotation` or with an empty
+    `summary1` is still a row to summarise (training skips it, and counts it)."""
+    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=4, categories=["news_r"])
+    files = sorted(corpus.rglob("*.json"))
+    without_annotation = json.loads(files[0].read_text(encoding="utf-8"))
+    del without_annotation["Annotation"]
+    files[0].write_text(json.dumps(without_annotation, ensure_ascii=False), encoding="utf-8")
+    blank_summary = json.loads(files[1].read_text(encoding="utf-8"))
+    blank_summary["Annotation"]["summary1"] = ""
+    files[1].write_text(json.dumps(blank_summary, ensure_ascii=False), encoding="utf-8")
+
+    documents = read_inputs(corpus)
+    assert len(documents.ids) == len(files) and not documents.skipped
+    assert all(documents.texts)
+    training = AihubSource(corpus).load()
+    assert len(training.examples) == len(files) - 2 and len(training.skipped) == 2
+
+
 # -- batched generation ----------------------------------------------------------------------
 def test_batched_equals_one_at_a_time_greedy(lora_run: Path, texts: list[str]):
     model, tokenizer = load_trained(lora_run)

@@ -107,8 +107,9 @@ class AihubSource:
 
     `categories`: None, "all" or a list of the ten category names (a comma-separated string is
     accepted too). `set`: "2~3sent", "20per" or "both"; files whose path names no set are only
-    loaded with "both". `summary_field`: which Annotation field is the target. Caps apply in the
-    deterministic (sorted path) order and count loaded documents, not files.
+    loaded with "both". `summary_field`: which Annotation field is the target;
+    `require_summary=False` (inference inputs) loads a document without one, with summary "".
+    Caps apply in the deterministic (sorted path) order and count loaded documents, not files.
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class AihubSource:
         set: str = "both",
         max_docs: int | None = None,
         max_docs_per_category: int | None = None,
+        require_summary: bool = True,
     ) -> None:
         roots = [root] if isinstance(root, str | os.PathLike) else list(root)
         if not roots:
@@ -140,6 +142,7 @@ class AihubSource:
             if cap is not None and cap < 1:
                 raise ValueError(f"{name} must be a positive integer or None, got {cap}")
         self.summary_field = summary_field
+        self.require_summary = require_summary
         self.set = set
         self.max_docs = max_docs
         self.max_docs_per_category = max_docs_per_category
@@ -277,7 +280,7 @@ class AihubSource:
                 continue
             try:
                 ex_id, doc_id, text, summary, doc_type = _parse(
-                    _read(entry, archives), self.summary_field
+                    _read(entry, archives), self.summary_field, self.require_summary
                 )
             except _BadDocument as exc:
                 result.skipped.append(SkippedRecord(entry.path, str(exc)))
@@ -412,8 +415,11 @@ def _text_field(mapping: dict, key: str) -> str:
     return normalize_text(value) if isinstance(value, str) else ""
 
 
-def _parse(raw: bytes, summary_field: str) -> tuple[str, str, str, str, str | None]:
-    """(passage id, doc id, text, summary, doc_type) of one file; ids may be "" when absent."""
+def _parse(
+    raw: bytes, summary_field: str, require_summary: bool = True
+) -> tuple[str, str, str, str, str | None]:
+    """(passage id, doc id, text, summary, doc_type) of one file; ids may be "" when absent,
+    and the summary too unless `require_summary`."""
     try:
         decoded = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -429,10 +435,10 @@ def _parse(raw: bytes, summary_field: str) -> tuple[str, str, str, str, str | No
     if not text:
         raise _BadDocument("empty passage (Meta(Refine).passage absent, null or blank)")
     annotation = data.get("Annotation")
-    if not isinstance(annotation, dict):
+    if not isinstance(annotation, dict) and require_summary:
         raise _BadDocument("missing 'Annotation'")
-    summary = _text_field(annotation, summary_field)
-    if not summary:
+    summary = _text_field(annotation, summary_field) if isinstance(annotation, dict) else ""
+    if not summary and require_summary:
         raise _BadDocument(f"missing summary: Annotation.{summary_field} is absent, null or blank")
     meta = data.get("Meta(Acqusition)", data.get("Meta(Acquisition)"))
     meta = meta if isinstance(meta, dict) else {}
