@@ -223,6 +223,26 @@ def test_report_files(lora_vs_prefix: Path, tmp_path: Path) -> None:
         assert path.read_bytes().startswith(PNG_SIGNATURE) and path.stat().st_size > 1000
 
 
+def test_damaged_run_files_are_reported_not_fatal(lora_vs_prefix: Path, tmp_path, caplog):
+    """A cut-short results.json, a damaged .hydra file and a corrupt predictions line (a job
+    killed while writing, a disk filling up) leave the rest of the report intact."""
+    (lora_vs_prefix / "cut").mkdir()
+    (lora_vs_prefix / "cut" / "results.json").write_text('{"status": "compl', encoding="utf-8")
+    (lora_vs_prefix / "3" / ".hydra" / "overrides.yaml").write_text("[peft=prefix", "utf-8")
+    predictions = lora_vs_prefix / "0" / "predictions.jsonl"
+    predictions.write_text(
+        predictions.read_text(encoding="utf-8") + '{"id": "zz", "predic\n', encoding="utf-8"
+    )
+    files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=50)
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert "8 runs, 5 completed, 3 failed" in markdown
+    assert "results.json: Unterminated string" in markdown  # the cut-short record, by file
+    assert "overrides.yaml" in caplog.text  # the damaged .hydra file, by name
+    assert "| lora | 1, 2, 3 | 42.00 ± 2.00 [" in markdown  # seed 1's other rows still count
+    assert "| prefix | 2, 3 |" in markdown  # seed 1 of prefix (folder 3) is the damaged one
+    assert f"{predictions}:5: invalid JSON" in caplog.text
+
+
 def test_rank_plot_only_when_rank_varies(make_run: MakeRun, tmp_path: Path) -> None:
     for rank in (4, 8):
         for seed in (1, 2):

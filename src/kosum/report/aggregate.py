@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,10 +28,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from kosum.io import read_jsonl
+from kosum.io import parse_jsonl
 from kosum.metrics import paired_bootstrap, rouge_per_example
 from kosum.report.collect import Run, setting_keys
 from kosum.report.labels import config_label, format_value
+
+log = logging.getLogger(__name__)
 
 CONFIDENCE = 0.95
 PRIMARY_METRIC = "rougeL"
@@ -96,13 +99,25 @@ def _settings_sort_key(settings: tuple[Setting, ...]) -> tuple[tuple[int, Any], 
     return tuple(_sort_value(value) for _, value in settings)
 
 
+def _is_prediction(row: dict[str, Any]) -> bool:
+    return all(isinstance(row.get(key), str) for key in ("prediction", "reference")) and (
+        row.get("id") is not None
+    )
+
+
 def _example_scores(run_dir: Path) -> dict[str, tuple[float, str | None]]:
     """Per-example test ROUGE-L F1 and category of one run, by example id ({} without
     predictions)."""
     path = run_dir / PREDICTIONS_FILE
     if not path.exists():
         return {}
-    rows = read_jsonl(path)
+    rows = []
+    for line, row in parse_jsonl(path.read_text(encoding="utf-8", errors="replace")):
+        if isinstance(row, str) or not _is_prediction(row):
+            reason = row if isinstance(row, str) else "needs string id, prediction and reference"
+            log.warning("%s:%d: %s; row left out of the per-example scores", path, line, reason)
+            continue
+        rows.append(row)
     scores = rouge_per_example(
         [row["prediction"] for row in rows], [row["reference"] for row in rows]
     )

@@ -211,7 +211,7 @@ def _failed_blocks(runs: Sequence[Run], root: Path) -> list[Block]:
         [
             os.path.relpath(run.path, root),
             run.method or "—",
-            str(run.seed),
+            "—" if run.seed is None else str(run.seed),
             " ".join(run.overrides),
             (run.error or run.status).splitlines()[0][:MAX_ERROR_CHARS],
         ]

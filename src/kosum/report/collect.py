@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from kosum.io import atomic_open
 from kosum.report.labels import format_value
@@ -167,7 +169,12 @@ def _overridden_values(run_dir: Path) -> dict[str, Any]:
 def _load_run(run_dir: Path, overridden_keys: Iterable[str]) -> Run:
     """One run; `overridden_keys` (overridden in any run) are read from its config unless it
     overrode them itself, so runs that kept the default still have the setting."""
-    record = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+    try:
+        record = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+    except ValueError as error:  # invalid JSON or UTF-8: name the file
+        raise ValueError(f"{RESULTS_FILE}: {error}") from None
+    if not isinstance(record, dict):
+        raise TypeError(f"{RESULTS_FILE}: not a JSON object")
     config = _config_source(run_dir, record)
     choices = _group_choices(run_dir)
     settings: dict[str, Any] = {
@@ -189,13 +196,47 @@ def _load_run(run_dir: Path, overridden_keys: Iterable[str]) -> Run:
     )
 
 
+# What a damaged run folder raises while it is read: invalid JSON/UTF-8 (ValueError), YAML,
+# OmegaConf errors, and a record of the wrong shape (KeyError/TypeError/AttributeError).
+UNREADABLE = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    yaml.YAMLError,
+    OmegaConfBaseException,
+)
+
+
 def load_runs(roots: Iterable[str | Path]) -> list[Run]:
-    """Every run under `roots` (see `find_run_dirs`), flattened."""
+    """Every run under `roots` (see `find_run_dirs`), flattened. A run whose files cannot be
+    read (a cut-short `results.json`, a damaged `.hydra/` file) is kept with status
+    `unreadable` and the reason, so the report lists it with the failed runs."""
     run_dirs = find_run_dirs(roots)
-    overridden = sorted({key for path in run_dirs for key in _overridden_values(path)})
-    runs = [_load_run(path, overridden) for path in run_dirs]
+    overridden_by: dict[Path, dict[str, Any]] = {}
+    errors: dict[Path, Exception] = {}
+    for path in run_dirs:
+        try:
+            overridden_by[path] = _overridden_values(path)
+        except UNREADABLE as error:
+            errors[path] = error
+    overridden = sorted({key for values in overridden_by.values() for key in values})
+    runs = [_load_or_mark(path, overridden, errors.get(path)) for path in run_dirs]
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
+
+
+def _load_or_mark(path: Path, overridden: list[str], error: Exception | None) -> Run:
+    """`_load_run`, or an `unreadable` run naming what was wrong with its files."""
+    if error is None:
+        try:
+            return _load_run(path, overridden)
+        except UNREADABLE as caught:
+            error = caught
+    reason = f"{path}: {type(error).__name__}: {error}"
+    log.warning("unreadable run %s", reason)
+    return Run(path=path, status="unreadable", method=None, seed=None, error=reason)
 
 
 def setting_keys(runs: Iterable[Run]) -> list[str]:
