@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from kosum.io import read_jsonl
 from kosum.training.checkpoint_io import SafetensorsCheckpointIO
+from kosum.training.wall_clock import WallClock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,12 +56,25 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(run_cli, cache_dir,
     assert last.exists(), "the run ended before writing a checkpoint"
     assert not (run_dir / "results.json").exists(), "the kill came after the run finished"
     checkpoint = SafetensorsCheckpointIO().load_checkpoint(last)
-    steps_per_epoch = reference["data"]["examples"]["train"] // 8 + 1  # smoke batch size 8
+    batch_size = reference["config"]["data"]["batch_size"]
+    steps_per_epoch = math.ceil(reference["data"]["examples"]["train"] / batch_size)
     assert checkpoint["global_step"] % steps_per_epoch != 0, "killed at an epoch boundary"
 
+    killed_session_s = checkpoint["callbacks"]["WallClock"]["elapsed_s"]
+    assert killed_session_s > 0
+
     resumed = _train(run_cli, run_dir, "resume=auto")
+    assert resumed["wall_time_s"] > killed_session_s  # the killed session's time is counted
     assert resumed["metrics"] == reference["metrics"]
     assert read_jsonl(run_dir / "predictions.jsonl") == read_jsonl(
         tmp_path / "uninterrupted" / "predictions.jsonl"
     )
     assert (run_dir / "metrics.before-resume-1.csv").exists()  # the interrupted log is kept
+
+
+def test_wall_clock_adds_the_sessions_before_a_resume():
+    killed = WallClock(started=time.perf_counter() - 10.0)  # a session that ran 10 s
+    state = killed.state_dict()  # as saved in its last checkpoint
+    resumed = WallClock(started=time.perf_counter() - 2.0)  # 2 s into the resumed session
+    resumed.load_state_dict(state)
+    assert 12.0 <= resumed.elapsed_s() < 13.0

@@ -70,7 +70,8 @@ CONFIG_KEYS: tuple[str, ...] = (
     "trainer.max_epochs",
 )
 # Overridden keys that do not change what is measured (where files go, how runs are named,
-# logged, launched or searched); seed and method are a run's own fields.
+# logged, launched, searched or resumed: a resumed run ends as the uninterrupted one,
+# tests/test_resume.py); seed and method are a run's own fields.
 IGNORED_OVERRIDES: tuple[str, ...] = (
     "paths",
     "hydra",
@@ -79,6 +80,8 @@ IGNORED_OVERRIDES: tuple[str, ...] = (
     "task_name",
     "tags",
     "optimized_metric",
+    "resume",
+    "ckpt_path",
     "seed",
 )
 

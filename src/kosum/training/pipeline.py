@@ -27,6 +27,7 @@ from kosum.training.config_checks import check_config
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
 from kosum.training.run_record import git_commit, library_versions, write_results
+from kosum.training.wall_clock import WallClock
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
         _keep_aside(run_dir / "metrics.csv")
     loggers = [instantiate(node) for node in cfg.logger.values()]
-    callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()]
+    wall_clock = WallClock(started)  # resumed runs count their earlier sessions too
+    callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()] + [wall_clock]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
     for logger in loggers:
         logger.log_hyperparams({**resolved, **counts})
@@ -118,7 +120,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "metrics": metrics,
         **counts,
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": wall_clock.elapsed_s(),
         "peak_memory_mb": peak_memory_mb,
         "data": datamodule.data_summary,
         "versions": library_versions(),
