@@ -150,6 +150,23 @@ def test_seed_recipe_composes_to_the_seed_values():
     check_config(cfg)  # a valid configuration
 
 
+SHIPPED_CHOICES = [
+    f"{group}={path.stem}"
+    for group in ("experiment", "generation", "hparams_search")
+    for path in sorted((Path(config_dir()) / group).glob("*.yaml"))
+]
+
+
+@pytest.mark.parametrize("choice", SHIPPED_CHOICES)
+def test_shipped_configs_pass_the_checks(choice: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        # the seed recipe reads real data: its user names the folder
+        data_root = ["data.root=/data/aihub582"] if choice == "experiment=seed_3rd_place" else []
+        cfg = compose(config_name="train", overrides=[choice, *data_root])
+    check_config(cfg)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -160,6 +177,9 @@ def test_seed_recipe_composes_to_the_seed_values():
         ),
         (["peft=prefix", "merge=true"], "only LoRA and IA3"),
         (["resume=yes"], "resume="),
+        (["+generation.generate.num_beam=4"], r"unknown generate\(\) argument\(s\) \['num_beam'\]"),
+        (["optimized_metric=val_rougeLL"], r"\['val_rougeLL'\] not among the recorded metrics"),
+        (["optimized_metric=rougeL", "test=false"], "test metrics need test=true"),
     ],
 )
 def test_known_traps_are_refused_before_training(overrides: list[str], message: str):

@@ -32,7 +32,8 @@ register_resolvers()
 
 def objective(metrics: Mapping[str, float], optimized_metric: str | Sequence[str]) -> float | None:
     """The metric named by `optimized_metric`, or the mean of several names; None (logged) when
-    one is missing or not finite, e.g. `val_rougeL` of a method that does not train."""
+    one is missing or not finite (a run without a best checkpoint has no `val_rougeL`; names no
+    run records are refused earlier, by `check_config`)."""
     names = [optimized_metric] if isinstance(optimized_metric, str) else list(optimized_metric)
     values = [metrics.get(name) for name in names]
     if not names or any(value is None or not math.isfinite(value) for value in values):

@@ -6,10 +6,16 @@ seconds with a readable message rather than hours later with NaNs or a deep trac
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from transformers import GenerationConfig
+
+from kosum.metrics.rouge import ROUGE_KEYS
 
 FP16_PRECISIONS = {"16", "16-mixed", "16-true", "fp16"}
 MERGEABLE = ("LoraConfig", "IA3Config")
+# results.json `metrics`: the test split's (only with test=true) and the best validation ROUGE-L.
+TEST_METRICS = (*ROUGE_KEYS, "gen_len", "loss")
+ALWAYS_RECORDED = ("val_rougeL",)
 
 
 class ConfigError(ValueError):
@@ -31,9 +37,11 @@ def check_config(cfg: DictConfig) -> None:
             "Set gradient_checkpointing=false for prefix tuning."
         )
     if cfg.get("merge", False) and not peft_target.endswith(MERGEABLE):
+        # `method` is the Hydra choice, unresolvable outside a Hydra job: the target then
+        method = OmegaConf.select(cfg, "method", throw_on_resolution_failure=False)
         raise ConfigError(
-            f"merge=true with peft={cfg.get('method')}: only LoRA and IA3 weights can be merged "
-            "into the base model; set merge=false for this method"
+            f"merge=true with peft={method or peft_target}: only LoRA and IA3 weights can be "
+            "merged into the base model; set merge=false for this method"
         )
     if cfg.get("resume", False) not in (False, "auto"):
         raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
@@ -42,3 +50,42 @@ def check_config(cfg: DictConfig) -> None:
             f"data.batch_size={cfg.data.batch_size}, data.eval_batch_size="
             f"{cfg.data.eval_batch_size}: both must be >= 1"
         )
+    _check_optimized_metric(cfg)
+    _check_generation(cfg)
+
+
+def _check_optimized_metric(cfg: DictConfig) -> None:
+    """A sweep optimises `optimized_metric` of each run's results.json: a name that will not be
+    there would only show after every trial has trained."""
+    optimized = cfg.get("optimized_metric")
+    if optimized is None:
+        return
+    names = list(optimized) if isinstance(optimized, ListConfig) else [str(optimized)]
+    available = (*ALWAYS_RECORDED, *(TEST_METRICS if cfg.get("test", True) else ()))
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        hint = "" if cfg.get("test", True) else " (test metrics need test=true)"
+        raise ConfigError(
+            f"optimized_metric={names}: {unknown} not among the recorded metrics "
+            f"{list(available)}{hint}"
+        )
+
+
+def _check_generation(cfg: DictConfig) -> None:
+    """`generation.generate` goes to `model.generate()` at the first validation, after a whole
+    epoch: a misspelt or invalid argument must stop the run now."""
+    generate = cfg.get("generation", {}).get("generate")
+    if generate is None:
+        return
+    arguments = OmegaConf.to_container(generate, resolve=True)
+    known = GenerationConfig().to_dict()
+    unknown = sorted(key for key in arguments if key not in known)
+    if unknown:
+        raise ConfigError(
+            f"generation.generate: unknown generate() argument(s) {unknown} "
+            "(see transformers' GenerationConfig for the names)"
+        )
+    try:
+        GenerationConfig(**arguments).validate()
+    except ValueError as error:
+        raise ConfigError(f"generation.generate={arguments}: {error}") from None
