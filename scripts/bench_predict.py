@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import statistics
 import tempfile
@@ -52,6 +51,7 @@ from kosum.data.aihub import AihubSource
 from kosum.data.synthetic import generate_corpus
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import autocast_for, generate_summaries
+from kosum.io import write_json
 from kosum.models.tokenizer_training import train_bpe_tokenizer
 
 COMPETITION_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "competition_sample.csv"
@@ -303,9 +303,7 @@ def main() -> None:
         ],
     }
     if args.json:
-        args.json.write_text(
-            json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

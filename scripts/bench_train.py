@@ -90,6 +90,7 @@ from kosum.data.synthetic import generate_corpus
 from kosum.data.tables import TableSource
 from kosum.data.tokenized import TokenizedSplit
 from kosum.generation import GenerationSettings
+from kosum.io import write_json
 from kosum.methods.factory import apply_method
 from kosum.models.tokenizer_training import train_bpe_tokenizer
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
@@ -622,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = {"machine": machine(), "setup": asdict(setup), "args": vars(args), "rows": rows}
     print("RESULT_JSON " + json.dumps(report, default=str))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+        write_json(args.json, json.loads(json.dumps(report, default=str)))
 
 
 if __name__ == "__main__":

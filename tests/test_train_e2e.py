@@ -157,3 +157,4 @@ def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):
     assert "overflows in fp16" in result.stderr
     record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert record["status"] == "failed" and "fp16" in record["error"]
+    assert record["config"]["trainer"]["precision"] == "16-mixed"  # what was refused

@@ -15,6 +15,7 @@ from pathlib import Path
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from kosum.io import atomic_open
 from kosum.report.aggregate import Comparison, Config
 from kosum.report.labels import config_label
 
@@ -36,7 +37,8 @@ def _error(std: float) -> float:
 
 def _save(figure: Figure, path: Path) -> Path:
     figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, dpi=DPI, format="png")
     return path
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kosum.data.datamodule import SummarizationDataModule
 from kosum.data.prompts import PromptTemplate
-from kosum.io import write_jsonl
+from kosum.io import atomic_open, write_jsonl
 from kosum.methods.factory import apply_method, is_trainable, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
 from kosum.models.trained import ADAPTER_DIR, BASE_MODEL_DIR, FULL_MODEL_DIR, MERGED_MODEL_DIR
@@ -44,7 +44,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    OmegaConf.save(cfg, run_dir / "resolved_config.yaml", resolve=True)
+    with atomic_open(run_dir / "resolved_config.yaml") as handle:  # read back by eval/predict
+        handle.write(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from kosum.io import write_json
 
@@ -96,11 +97,21 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
                     "wall_time_s": time.perf_counter() - started,
                     "versions": library_versions(),
                     "git_commit": git_commit(),
+                    "config": _resolved_or_raw(cfg),
                 },
             )
             raise
 
     return wrapper
+
+
+def _resolved_or_raw(cfg: DictConfig) -> Any:
+    """The config as the run saw it, resolved where it resolves (a failing interpolation may
+    be why the run failed: then unresolved)."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException:
+        return OmegaConf.to_container(cfg, resolve=False)
 
 
 def write_results(run_dir: str | Path, record: dict[str, Any]) -> Path:
