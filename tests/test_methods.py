@@ -55,6 +55,15 @@ def test_every_method_config_is_covered():
     assert {"lora", "lora_all_linear", "prefix", "prompt", "ia3", "full", "none"} <= set(METHODS)
 
 
+def test_adapter_records_the_base_models_revision(tmp_path: Path):
+    """`model.revision` pins the hub base; the adapter must name it so a reload (kosum-eval,
+    kosum-predict) fetches that revision, not the newest."""
+    model = apply_method(_tiny_t5(), _method_spec("lora", tmp_path), base_revision="0123abc")
+    model.save_pretrained(tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["revision"] == "0123abc"
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_method_trains_and_reports_parameters(name: str, tmp_path: Path):
     spec = _method_spec(name, tmp_path)

@@ -29,10 +29,15 @@ class ZeroShot:
 MethodSpec = peft.PeftConfig | FullFineTuning | ZeroShot
 
 
-def apply_method(base_model: nn.Module, spec: MethodSpec) -> nn.Module:
-    """Wrap or freeze `base_model` according to `spec` and return the model to train."""
+def apply_method(
+    base_model: nn.Module, spec: MethodSpec, base_revision: str | None = None
+) -> nn.Module:
+    """Wrap or freeze `base_model` according to `spec` and return the model to train.
+    `base_revision` (the hub revision the base was loaded at) is saved in the adapter config,
+    so a reload fetches the same base."""
     if isinstance(spec, peft.PeftConfig):
-        return enable_prefix_generation(peft.get_peft_model(base_model, spec))
+        adapted = peft.get_peft_model(base_model, spec, revision=base_revision)
+        return enable_prefix_generation(adapted)
     base_model.requires_grad_(isinstance(spec, FullFineTuning))
     return base_model
 

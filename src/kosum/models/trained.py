@@ -45,14 +45,20 @@ def load_trained(
 
 def _load_adapter(adapter_dir: Path, base_name_or_path: str | None) -> torch.nn.Module:
     local_base = adapter_dir.parent / BASE_MODEL_DIR
+    revision = None  # a base given by the caller is loaded as given
     if base_name_or_path is None:
-        recorded = peft.PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
-        base_name_or_path = str(local_base) if local_base.exists() else recorded
+        recorded = peft.PeftConfig.from_pretrained(adapter_dir)
+        if local_base.exists():
+            base_name_or_path = str(local_base)
+        else:  # the hub revision the run trained on (kosum records it), not the newest
+            base_name_or_path, revision = recorded.base_model_name_or_path, recorded.revision
     if not base_name_or_path:
         raise FileNotFoundError(
             f"{adapter_dir}: the adapter names no base model and {local_base} does not exist; "
             "pass the base model's name or path"
         )
-    base = AutoModelForSeq2SeqLM.from_pretrained(base_name_or_path, dtype=torch.float32)
+    base = AutoModelForSeq2SeqLM.from_pretrained(
+        base_name_or_path, revision=revision, dtype=torch.float32
+    )
     model = peft.PeftModel.from_pretrained(base, adapter_dir)
     return enable_prefix_generation(model).eval()

@@ -65,7 +65,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     if cfg.gradient_checkpointing:
         base_model.gradient_checkpointing_enable({"use_reentrant": False})
     method = instantiate(cfg.peft)
-    model = apply_method(base_model, method)
+    model = apply_method(base_model, method, base_revision=spec.revision)
     if cfg.get("fast_cpu_dropout", False):
         enable_fast_cpu_dropout(model)
     counts = parameter_counts(model)
