@@ -418,6 +418,12 @@ def test_round_trip_smoke_training_then_predict(run_cli: Callable, tmp_path: Pat
     assert all(r["summary"].strip() for r in submission)
     assert outputs[1] == submission
     assert len(read_jsonl(tmp_path / "timings.jsonl")) == len(rows)
+    # how the submission was made, beside the prediction run's .hydra/
+    record = json.loads((tmp_path / "predict-16" / "prediction.json").read_text(encoding="utf-8"))
+    assert record["run"] == str(run_dir.resolve()) and record["rows"] == len(rows)
+    assert record["generation"]["generate"]["suppress_tokens"] == [0]
+    assert record["prompt"]["template"] and record["config"]["batch_size"] == 16
+    assert record["versions"]["torch"] and "git_commit" in record
     assert (
         json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["status"] == "completed"
     )

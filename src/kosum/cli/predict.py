@@ -15,6 +15,7 @@ message. docs/inference.md describes the options and the decoding presets.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -33,14 +34,17 @@ from kosum.data.prompts import PromptTemplate
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import GenerationResult, generate_summaries
 from kosum.inference.inputs import InputDocuments, InputError, read_inputs
-from kosum.io import atomic_open, write_jsonl
+from kosum.io import atomic_open, write_json, write_jsonl
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import load_trained
+from kosum.training.run_record import git_commit, library_versions
 
 register_resolvers()
 log = logging.getLogger(__name__)
 
 RUN_CONFIG = "resolved_config.yaml"
+# Beside .hydra/ in the prediction run directory: how the submission was made.
+PREDICTION_RECORD = "prediction.json"
 FROM_RUN = ("prompt", "generation")
 DEFAULT_MAX_SOURCE_LENGTH = 1024
 # Methods whose trained weights are a delta on the base weights, so they can be folded in.
@@ -212,6 +216,19 @@ def run_prediction(cfg: DictConfig) -> dict[str, Any]:
         "device": str(device),
     }
     _log_report(report)
+    record = {
+        **report,
+        "run": None if cfg.run is None else str(Path(cfg.run).resolve()),
+        "prompt": dataclasses.asdict(prompt),
+        "generation": {
+            "generate": OmegaConf.to_container(OmegaConf.create(dict(settings.generate))),
+            "first_sentence": settings.first_sentence,
+        },
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_json(Path(cfg.paths.output_dir) / PREDICTION_RECORD, record)
     return report
 
 
