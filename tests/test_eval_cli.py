@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from kosum.io import read_jsonl
+from kosum.models.trained import BASE_MODEL_DIR, RUN_CONFIG, load_trained
+from tiny_models import tiny_t5
 
 
 @pytest.mark.slow
@@ -67,5 +70,31 @@ def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
         "generation=greedy",
         f"hydra.run.dir={tmp_path / 'eval'}",
     )
-    assert result.returncode != 0
-    assert "holds no trained model" in result.stderr
+    assert result.returncode == 2
+    assert "holds no trained model" in result.stderr and "Traceback" not in result.stderr
+    record = json.loads((tmp_path / "eval" / "results.json").read_text(encoding="utf-8"))
+    assert record["status"] == "failed" and "holds no trained model" in record["error"]
+
+
+def test_zero_shot_run_can_be_evaluated_again(run_cli, tmp_path: Path):
+    """peft=none saves no weights: kosum-eval reloads its base as the run loaded it and gets
+    the run's own test numbers."""
+    run_dir = tmp_path / "zero-shot"
+    result = run_cli("kosum.cli.train", "experiment=smoke", "peft=none", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    eval_dir = tmp_path / "eval"
+    result = run_cli("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={eval_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
+    for key in ("rouge1", "rouge2", "rougeL", "loss"):
+        assert evaluated["metrics"][key] == trained["metrics"][key], key
+
+
+def test_a_trained_run_without_its_weights_is_not_taken_for_its_base(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    model = tiny_t5(50)
+    model.save_pretrained(run_dir / BASE_MODEL_DIR)  # a random-init base, as runs keep it
+    OmegaConf.save({"peft": {"_target_": "peft.LoraConfig"}}, run_dir / RUN_CONFIG)
+    with pytest.raises(FileNotFoundError, match="holds no trained model"):
+        load_trained(run_dir)

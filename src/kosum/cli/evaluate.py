@@ -2,10 +2,14 @@
 
 kosum-eval run=outputs/train/runs/<time>
 kosum-eval run=<dir> data=table data.path=test.csv generation=seed
+
+A missing run or data set, or an impossible choice, exits with status 2 and one line on stderr;
+results.json records the failure with its traceback.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
-from kosum.models.trained import load_trained
+from kosum.models.trained import RUN_CONFIG, load_trained
 from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import build_datamodule, write_predictions
 from kosum.training.run_record import git_commit, library_versions, record_failures, write_results
@@ -28,7 +32,7 @@ OVERRIDABLE = ("data", "prompt", "generation")
 def evaluation_config(cfg: DictConfig) -> DictConfig:
     """`cfg` with data/prompt/generation taken from the trained run unless chosen here."""
     run = Path(cfg.run)
-    trained_config = run / "resolved_config.yaml"
+    trained_config = run / RUN_CONFIG
     merged = OmegaConf.to_container(cfg, resolve=True)
     if trained_config.exists():
         trained = OmegaConf.load(trained_config)
@@ -38,7 +42,7 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
         raise ValueError(
-            f"{run} has no resolved_config.yaml to take {missing} from: choose them on the "
+            f"{run} has no {RUN_CONFIG} to take {missing} from: choose them on the "
             f"command line, e.g. data=table data.path=test.csv prompt=none generation=greedy"
         )
     return OmegaConf.create(merged)
@@ -80,10 +84,21 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
 @record_failures
-def main(cfg: DictConfig) -> Any:
+def _evaluate(cfg: DictConfig) -> Any:
     return run_evaluation(cfg)["metrics"].get("rougeL")
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="eval")
+def main(cfg: DictConfig) -> Any:
+    try:
+        return _evaluate(cfg)
+    except (FileNotFoundError, ValueError) as error:  # a missing run or data, a bad choice
+        print(
+            f"kosum-eval: error: {error} (recorded in {cfg.paths.output_dir}/results.json)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -36,13 +36,12 @@ from kosum.inference.batched import GenerationResult, generate_summaries
 from kosum.inference.inputs import InputDocuments, InputError, read_inputs
 from kosum.io import atomic_open, write_json, write_jsonl
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
-from kosum.models.trained import load_trained
+from kosum.models.trained import RUN_CONFIG, load_trained
 from kosum.training.run_record import git_commit, library_versions
 
 register_resolvers()
 log = logging.getLogger(__name__)
 
-RUN_CONFIG = "resolved_config.yaml"
 # Beside .hydra/ in the prediction run directory: how the submission was made.
 PREDICTION_RECORD = "prediction.json"
 FROM_RUN = ("prompt", "generation")

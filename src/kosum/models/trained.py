@@ -2,7 +2,8 @@
 
 A run directory holds `adapter/` (PEFT `save_pretrained`, safetensors) or `model/` (full
 fine-tuning), the tokenizer beside it, and `base_model/` when the base was random-init (so it
-can be rebuilt bit for bit). Pretrained bases are reloaded by the name or path the run used.
+can be rebuilt bit for bit). Pretrained bases are reloaded by the name or path the run used. A
+zero-shot run (`peft=none`) is its base model.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from pathlib import Path
 
 import peft
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from kosum.methods.factory import ZeroShot
 from kosum.methods.prefix_generation import enable_prefix_generation
+from kosum.models.backbone import ModelSpec, load_model
 
 ADAPTER_DIR = "adapter"
 FULL_MODEL_DIR = "model"
 BASE_MODEL_DIR = "base_model"
 MERGED_MODEL_DIR = "merged"
+RUN_CONFIG = "resolved_config.yaml"
 
 
 def load_trained(
@@ -37,10 +43,34 @@ def load_trained(
         if (candidate / "config.json").exists():
             model = AutoModelForSeq2SeqLM.from_pretrained(candidate, dtype=torch.float32)
             return model.eval(), AutoTokenizer.from_pretrained(candidate)
+    zero_shot = _zero_shot_base(path)
+    if zero_shot is not None:
+        return zero_shot
     raise FileNotFoundError(
         f"{path} holds no trained model: expected {ADAPTER_DIR}/adapter_config.json, "
         f"{FULL_MODEL_DIR}/config.json, or an adapter/model folder"
     )
+
+
+def _zero_shot_base(
+    run_dir: Path,
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase] | None:
+    """A zero-shot run (`peft=none`) saves no weights: its base model, as the run loaded it
+    (the saved random-init `base_model/`, else the recorded `model` config). None for any
+    other run: a trained run that lost its weights must not pass for its untrained base."""
+    config_file = run_dir / RUN_CONFIG
+    if not config_file.is_file():
+        return None
+    run_config = OmegaConf.load(config_file)
+    if OmegaConf.select(run_config, "peft._target_") != f"{ZeroShot.__module__}.ZeroShot":
+        return None
+    saved_base = run_dir / BASE_MODEL_DIR
+    if (saved_base / "config.json").exists():
+        model = AutoModelForSeq2SeqLM.from_pretrained(saved_base, dtype=torch.float32)
+        return model.eval(), AutoTokenizer.from_pretrained(saved_base)
+    spec: ModelSpec = instantiate(run_config.model)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    return load_model(spec, tokenizer).eval(), tokenizer
 
 
 def _load_adapter(adapter_dir: Path, base_name_or_path: str | None) -> torch.nn.Module:

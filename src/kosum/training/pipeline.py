@@ -22,7 +22,13 @@ from kosum.data.prompts import PromptTemplate
 from kosum.io import atomic_open, write_jsonl
 from kosum.methods.factory import apply_method, is_trainable, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
-from kosum.models.trained import ADAPTER_DIR, BASE_MODEL_DIR, FULL_MODEL_DIR, MERGED_MODEL_DIR
+from kosum.models.trained import (
+    ADAPTER_DIR,
+    BASE_MODEL_DIR,
+    FULL_MODEL_DIR,
+    MERGED_MODEL_DIR,
+    RUN_CONFIG,
+)
 from kosum.training.config_checks import check_config
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
@@ -44,7 +50,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    with atomic_open(run_dir / "resolved_config.yaml") as handle:  # read back by eval/predict
+    with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
 
