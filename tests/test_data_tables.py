@@ -52,7 +52,7 @@ def test_csv_bad_rows_are_skipped_with_their_line(tmp_path: Path):
         f"{path}:5": "empty 'text'",
         f"{path}:6": "empty 'summary'",
         f"{path}:7": "duplicate id 'a' (first at line 2)",
-        f"{path}:8": "expected 3 fields, found 2",
+        f"{path}:8": "expected 3 fields (['id', 'text', 'summary']), found 2",
     }
 
 

@@ -177,6 +177,8 @@ def test_many_missing_ids_are_abbreviated(
         ("id,text\nd1,가\n", ".csv", "needs an 'id' column and one of ['prediction', 'summary']"),
         ("id,summary\nd1,가\nd1,나\n", ".csv", "1 duplicate id(s): d1"),
         ("id,summary\n", ".csv", "no records"),
+        # a short row is not an empty summary to score 0
+        ("id,summary\nd1,가\nd2\n", ".csv", "pred.csv:3: expected 2 fields"),
         ('{"id": "d1"}\n', ".jsonl", "pred.jsonl:1: needs 'id' and one of"),
         ('{"id": "d1", "summary": "가"}\nnot json\n', ".jsonl", "pred.jsonl:2: invalid JSON"),
         ("id\tsummary\n", ".tsv", "expected a .csv or .jsonl file"),

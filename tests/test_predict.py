@@ -21,9 +21,10 @@ from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
 from kosum.cli.predict import prediction_settings, run_prediction
 from kosum.data.aihub import AihubSource
 from kosum.data.synthetic import generate_corpus
+from kosum.errors import InputError
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import generate_summaries
-from kosum.inference.inputs import InputError, read_inputs
+from kosum.inference.inputs import read_inputs
 from kosum.inference.t5_fast import CrossAttentionKeepingCache
 from kosum.io import read_jsonl
 from kosum.models.tokenizer_training import train_bpe_tokenizer

@@ -26,15 +26,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
-from peft.utils import PeftType
 from transformers import PreTrainedTokenizerBase
 
 from kosum.config import config_dir, register_resolvers
 from kosum.data.prompts import PromptTemplate
+from kosum.errors import InputError, some
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import GenerationResult, generate_summaries
-from kosum.inference.inputs import InputDocuments, InputError, read_inputs
+from kosum.inference.inputs import InputDocuments, read_inputs
 from kosum.io import atomic_open, write_json, write_jsonl
+from kosum.methods.factory import MERGEABLE_TYPES
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import RUN_CONFIG, load_trained
 from kosum.training.run_record import git_commit, library_versions
@@ -46,9 +47,6 @@ log = logging.getLogger(__name__)
 PREDICTION_RECORD = "prediction.json"
 FROM_RUN = ("prompt", "generation")
 DEFAULT_MAX_SOURCE_LENGTH = 1024
-# Methods whose trained weights are a delta on the base weights, so they can be folded in.
-MERGEABLE = (PeftType.LORA, PeftType.IA3)
-_SHOWN_IDS = 10
 
 
 def run_config(run: str | Path | None) -> DictConfig | None:
@@ -109,11 +107,11 @@ def merged(model: torch.nn.Module) -> torch.nn.Module:
     if not isinstance(model, PeftModel):
         raise InputError("merge=true: this model has no adapter to merge (full or base model)")
     peft_type = model.active_peft_config.peft_type
-    if peft_type not in MERGEABLE:
+    if peft_type not in MERGEABLE_TYPES:
+        mergeable = ", ".join(t.value for t in MERGEABLE_TYPES)
         raise InputError(
-            f"merge=true works for {', '.join(t.value for t in MERGEABLE)} adapters only; this "
-            f"adapter is {peft_type.value}, whose weights are not a delta on the base weights. "
-            "Drop merge=true."
+            f"merge=true works for {mergeable} adapters only; this adapter is {peft_type.value}, "
+            "whose weights are not a delta on the base weights. Drop merge=true."
         )
     return model.merge_and_unload().eval()
 
@@ -231,11 +229,6 @@ def run_prediction(cfg: DictConfig) -> dict[str, Any]:
     return report
 
 
-def _some(ids: list[str]) -> str:
-    shown = ", ".join(ids[:_SHOWN_IDS])
-    return shown + (f", ... ({len(ids) - _SHOWN_IDS} more)" if len(ids) > _SHOWN_IDS else "")
-
-
 def _log_report(report: dict[str, Any]) -> None:
     log.info(
         "wrote %d rows to %s (%d generated in %.1f s, %.2f summaries/s on %s)",
@@ -248,14 +241,14 @@ def _log_report(report: dict[str, Any]) -> None:
     )
     if report["empty_text_ids"]:
         ids = report["empty_text_ids"]
-        log.warning("%d empty text(s) got an empty summary: %s", len(ids), _some(ids))
+        log.warning("%d empty text(s) got an empty summary: %s", len(ids), some(ids))
     if report["truncated_ids"]:
         ids = report["truncated_ids"]
         log.warning(
             "%d text(s) truncated to %d tokens: %s",
             len(ids),
             report["max_source_length"],
-            _some(ids),
+            some(ids),
         )
 
 

@@ -2,14 +2,14 @@
 
 Files are CSV (the competition's `id,summary` submission format; a reference CSV may be
 `id,text,summary[,category]`) or JSONL (`id` plus `prediction`/`reference` or `summary`, optional
-`category`). Bad input (missing file or column, duplicate or unmatched ids) is reported on stderr
-with exit code 2, never as a traceback. The `--json` schema is documented in docs/metrics.md.
+`category`). Bad input (missing file or column, a malformed or short row, duplicate or
+unmatched ids) is reported on stderr with exit code 2, never as a traceback. The `--json`
+schema is documented in docs/metrics.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -17,18 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kosum.io import parse_jsonl
+from kosum.data.tables import read_table
+from kosum.errors import InputError, some
 from kosum.metrics import ROUGE_KEYS, micro_average, score_pairs, summarize_scores
 
 # Text columns, in order of preference: one JSONL file with both `prediction` and `reference`
 # can be passed as --pred and as --ref.
 _PRED_FIELDS = ("prediction", "summary")
 _REF_FIELDS = ("reference", "summary")
-_SHOWN_IDS = 10
-
-
-class InputError(Exception):
-    """A problem with the user's files, reported as one line and exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -41,23 +37,18 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _csv_rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], str]]:
-    # utf-8-sig: submission files saved from Excel start with a byte-order mark.
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        field = next((f for f in fields if f in header), None)
-        if "id" not in header or field is None:
+def _rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(where, row, text field) of each row; any line that is not a complete row is an error
+    (a short CSV row scored as an empty summary would lower the score silently)."""
+    columns, rows = read_table(path)
+    if path.suffix.lower() == ".csv":
+        field = next((f for f in fields if f in columns), None)
+        if "id" not in columns or field is None:
             raise InputError(
-                f"{path}: CSV needs an 'id' column and one of {list(fields)}, found {header}"
+                f"{path}: CSV needs an 'id' column and one of {list(fields)}, found {columns}"
             )
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row, field
-
-
-def _jsonl_rows(path: Path, fields: Sequence[str]) -> Iterator[tuple[str, dict[str, Any], str]]:
-    for line_number, row in parse_jsonl(path.read_bytes().decode("utf-8-sig")):
-        where = f"{path}:{line_number}"
+    for line, row in rows:
+        where = f"{path}:{line}"
         if isinstance(row, str):
             raise InputError(f"{where}: {row}")
         field = next((f for f in fields if f in row), None)
@@ -73,29 +64,23 @@ def read_records(path: Path, fields: Sequence[str]) -> dict[str, _Record]:
         raise InputError(f"{path}: expected a .csv or .jsonl file")
     if not path.is_file():
         raise InputError(f"{path}: file not found")
-    rows = _csv_rows if suffix == ".csv" else _jsonl_rows
     records: dict[str, _Record] = {}
     duplicates: list[str] = []
     try:
-        for where, row, field in rows(path, fields):
+        for where, row, field in _rows(path, fields):
             record_id = _text(row["id"]).strip()
             if not record_id:
                 raise InputError(f"{where}: empty id")
             if record_id in records:
                 duplicates.append(record_id)
             records[record_id] = _Record(_text(row[field]), _text(row.get("category")) or None)
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+    except OSError as error:
         raise InputError(f"{path}: cannot read ({error})") from None
     if duplicates:
-        raise InputError(f"{path}: {len(duplicates)} duplicate id(s): {_some(duplicates)}")
+        raise InputError(f"{path}: {len(duplicates)} duplicate id(s): {some(duplicates)}")
     if not records:
         raise InputError(f"{path}: no records")
     return records
-
-
-def _some(ids: Sequence[str]) -> str:
-    shown = ", ".join(ids[:_SHOWN_IDS])
-    return shown + (f", ... ({len(ids) - _SHOWN_IDS} more)" if len(ids) > _SHOWN_IDS else "")
 
 
 def match_by_id(
@@ -107,11 +92,11 @@ def match_by_id(
     problems = []
     if unpredicted:
         problems.append(
-            f"{len(unpredicted)} reference id(s) have no prediction: {_some(unpredicted)}"
+            f"{len(unpredicted)} reference id(s) have no prediction: {some(unpredicted)}"
         )
     if unreferenced:
         problems.append(
-            f"{len(unreferenced)} prediction id(s) have no reference: {_some(unreferenced)}"
+            f"{len(unreferenced)} prediction id(s) have no reference: {some(unreferenced)}"
         )
     if problems:
         raise InputError("ids do not match; " + "; ".join(problems))

@@ -22,6 +22,7 @@ from pathlib import Path
 from kosum.data.aihub import NoDocumentsError
 from kosum.data.example import LoadResult, SkippedRecord, SummaryExample
 from kosum.data.normalize import NORMALIZATION_VERSION, normalize_text
+from kosum.errors import InputError
 from kosum.io import parse_jsonl
 
 CSV_SUFFIXES = (".csv",)
@@ -30,7 +31,7 @@ TABLE_SUFFIXES = CSV_SUFFIXES + JSONL_SUFFIXES
 _LOADER_VERSION = "1"
 
 # (line number, row as {column: value}) or (line number, reason the line is unusable).
-_Row = tuple[int, dict[str, object] | str]
+Row = tuple[int, dict[str, object] | str]
 
 
 class TableSource:
@@ -89,14 +90,7 @@ class TableSource:
 
     def load(self) -> LoadResult:
         """Read, validate and normalise every row; raise NoDocumentsError if none is usable."""
-        try:
-            content = self.path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ValueError(
-                f"{self.path}: not UTF-8 (invalid byte at offset {exc.start})"
-            ) from None
-        is_csv = self.path.suffix.lower() in CSV_SUFFIXES
-        columns, rows = _read_csv(self.path, content) if is_csv else _read_jsonl(content)
+        columns, rows = read_table(self.path)
         self._check_columns(columns)
         result = LoadResult(examples=[])
         first_line: dict[str, int] = {}
@@ -155,15 +149,30 @@ def _cell(row: dict[str, object], column: str) -> str:
     return normalize_text(value) if isinstance(value, str) else ""
 
 
-def _read_csv(path: Path, content: str) -> tuple[list[str], Iterable[_Row]]:
+def read_table(path: Path) -> tuple[list[str], Iterable[Row]]:
+    """The columns and rows of a CSV/JSONL file (by suffix; UTF-8, with or without BOM): each
+    row is `(line, {column: value})`, or `(line, reason)` for a line that is not a row (wrong
+    number of CSV fields, invalid JSON). Whether such a line is skipped and counted (training
+    data) or refused (inference input, scoring) is the caller's choice; an unreadable file or
+    CSV header is an `InputError`."""
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 (invalid byte at offset {exc.start})") from None
+    if path.suffix.lower() in CSV_SUFFIXES:
+        return _read_csv(path, content)
+    return _read_jsonl(content)
+
+
+def _read_csv(path: Path, content: str) -> tuple[list[str], Iterable[Row]]:
     reader = csv.reader(io.StringIO(content, newline=""), strict=True)
     try:
         header = next(reader, [])
     except csv.Error as exc:
-        raise ValueError(f"{path}: unreadable CSV header: {exc}") from None
+        raise InputError(f"{path}: unreadable CSV header: {exc}") from None
     columns = [c.strip() for c in header]
 
-    def rows() -> Iterator[_Row]:
+    def rows() -> Iterator[Row]:
         while True:
             line = reader.line_num + 1  # a quoted field may span lines: report where it starts
             try:
@@ -171,20 +180,20 @@ def _read_csv(path: Path, content: str) -> tuple[list[str], Iterable[_Row]]:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise ValueError(f"{path}:{line}: malformed CSV: {exc}") from None
+                raise InputError(f"{path}:{line}: malformed CSV: {exc}") from None
             if not cells:  # blank line
                 continue
             if len(cells) != len(columns):
-                yield line, f"expected {len(columns)} fields, found {len(cells)}"
+                yield line, f"expected {len(columns)} fields ({columns}), found {len(cells)}"
             else:
                 yield line, dict(zip(columns, cells, strict=True))
 
     return columns, rows()
 
 
-def _read_jsonl(content: str) -> tuple[list[str], list[_Row]]:
+def _read_jsonl(content: str) -> tuple[list[str], list[Row]]:
     """All rows, and the union of their keys (a column exists if any row has it)."""
-    rows: list[_Row] = []
+    rows: list[Row] = []
     columns: dict[str, None] = {}
     for number, value in parse_jsonl(content):
         if isinstance(value, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import peft
+from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from torch import nn
 
 from kosum.methods.prefix_generation import enable_prefix_generation
@@ -27,6 +28,10 @@ class ZeroShot:
 
 
 MethodSpec = peft.PeftConfig | FullFineTuning | ZeroShot
+# Methods whose trained weights are a delta on the base weights, so they can be folded in
+# (`merge_and_unload`), and the names of their config classes (a config's `_target_`).
+MERGEABLE_TYPES = (peft.PeftType.LORA, peft.PeftType.IA3)
+MERGEABLE_CONFIGS = tuple(PEFT_TYPE_TO_CONFIG_MAPPING[t].__name__ for t in MERGEABLE_TYPES)
 
 
 def apply_method(

@@ -9,10 +9,10 @@ from __future__ import annotations
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import GenerationConfig
 
+from kosum.methods.factory import MERGEABLE_CONFIGS
 from kosum.metrics.rouge import ROUGE_KEYS
 
 FP16_PRECISIONS = {"16", "16-mixed", "16-true", "fp16"}
-MERGEABLE = ("LoraConfig", "IA3Config")
 # results.json `metrics`: the test split's (only with test=true) and the best validation ROUGE-L.
 TEST_METRICS = (*ROUGE_KEYS, "gen_len", "loss")
 ALWAYS_RECORDED = ("val_rougeL",)
@@ -36,7 +36,7 @@ def check_config(cfg: DictConfig) -> None:
             "values that gradient checkpointing cannot recompute, and PEFT refuses the pair. "
             "Set gradient_checkpointing=false for prefix tuning."
         )
-    if cfg.get("merge", False) and not peft_target.endswith(MERGEABLE):
+    if cfg.get("merge", False) and not peft_target.endswith(MERGEABLE_CONFIGS):
         # `method` is the Hydra choice, unresolvable outside a Hydra job: the target then
         method = OmegaConf.select(cfg, "method", throw_on_resolution_failure=False)
         raise ConfigError(
