@@ -14,22 +14,25 @@ from kosum.models.trained import BASE_MODEL_DIR, RUN_CONFIG, load_trained
 from tiny_models import tiny_t5
 
 
-@pytest.mark.slow
-def test_eval_reproduces_the_training_test_and_takes_other_data(run_cli, tmp_path: Path):
-    run_dir = tmp_path / "train"
-    result = run_cli(
-        "kosum.cli.train", "experiment=smoke", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"
-    )
+def _train_then_evaluate(run_cli, tmp_path: Path, *train_args: str) -> tuple[Path, Path]:
+    """A smoke training run, then `kosum-eval` on it; asserts the evaluation reproduces the
+    run's test metrics and predictions. Returns (run dir, evaluation dir)."""
+    run_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    result = run_cli("kosum.cli.train", "experiment=smoke", *train_args, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     trained = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-
-    eval_dir = tmp_path / "eval"
     result = run_cli("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={eval_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     evaluated = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
     for key in ("rouge1", "rouge2", "rougeL", "loss"):
         assert evaluated["metrics"][key] == trained["metrics"][key], key
     assert read_jsonl(eval_dir / "predictions.jsonl") == read_jsonl(run_dir / "predictions.jsonl")
+    return run_dir, eval_dir
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_training_test_and_takes_other_data(run_cli, tmp_path: Path):
+    run_dir, _ = _train_then_evaluate(run_cli, tmp_path, "trainer.max_epochs=1")
 
     # Another data set (the competition CSV format) through data=table.
     rows = read_jsonl(run_dir / "predictions.jsonl")
@@ -79,16 +82,7 @@ def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
 def test_zero_shot_run_can_be_evaluated_again(run_cli, tmp_path: Path):
     """peft=none saves no weights: kosum-eval reloads its base as the run loaded it and gets
     the run's own test numbers."""
-    run_dir = tmp_path / "zero-shot"
-    result = run_cli("kosum.cli.train", "experiment=smoke", "peft=none", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    eval_dir = tmp_path / "eval"
-    result = run_cli("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={eval_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    evaluated = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
-    for key in ("rouge1", "rouge2", "rougeL", "loss"):
-        assert evaluated["metrics"][key] == trained["metrics"][key], key
+    _train_then_evaluate(run_cli, tmp_path, "peft=none")
 
 
 def test_a_trained_run_without_its_weights_is_not_taken_for_its_base(tmp_path: Path):
