@@ -79,10 +79,20 @@ def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
     assert record["status"] == "failed" and "holds no trained model" in record["error"]
 
 
-def test_zero_shot_run_can_be_evaluated_again(run_cli, tmp_path: Path):
+def test_zero_shot_run_can_be_evaluated_again_and_missing_data_exits_2(run_cli, tmp_path: Path):
     """peft=none saves no weights: kosum-eval reloads its base as the run loaded it and gets
     the run's own test numbers."""
-    _train_then_evaluate(run_cli, tmp_path, "peft=none")
+    run_dir, _ = _train_then_evaluate(run_cli, tmp_path, "peft=none")
+    missing = tmp_path / "missing.csv"
+    result = run_cli(
+        "kosum.cli.evaluate",
+        f"run={run_dir}",
+        "data=table",
+        f"data.path={missing}",
+        f"hydra.run.dir={tmp_path / 'eval-missing'}",
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert str(missing) in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_trained_run_without_its_weights_is_not_taken_for_its_base(tmp_path: Path):
@@ -90,5 +100,18 @@ def test_a_trained_run_without_its_weights_is_not_taken_for_its_base(tmp_path: P
     model = tiny_t5(50)
     model.save_pretrained(run_dir / BASE_MODEL_DIR)  # a random-init base, as runs keep it
     OmegaConf.save({"peft": {"_target_": "peft.LoraConfig"}}, run_dir / RUN_CONFIG)
+    with pytest.raises(FileNotFoundError, match="holds no trained model"):
+        load_trained(run_dir)
+
+
+def test_a_random_init_zero_shot_run_without_its_base_is_not_rebuilt(tmp_path: Path):
+    """A new random model is not the one the run evaluated."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = {
+        "peft": {"_target_": "kosum.methods.factory.ZeroShot"},
+        "model": {"_target_": "kosum.models.backbone.ModelSpec", "init_config": {"d_model": 8}},
+    }
+    OmegaConf.save(config, run_dir / RUN_CONFIG)  # but no base_model/
     with pytest.raises(FileNotFoundError, match="holds no trained model"):
         load_trained(run_dir)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+import kosum.io as kosum_io
 from kosum.cli.report import main as report_main
 from kosum.data.aihub import CATEGORIES
 from kosum.io import write_json, write_jsonl
@@ -233,6 +234,8 @@ def test_damaged_run_files_are_reported_not_fatal(lora_vs_prefix: Path, tmp_path
     (lora_vs_prefix / "cut").mkdir()
     (lora_vs_prefix / "cut" / "results.json").write_text('{"status": "compl', encoding="utf-8")
     (lora_vs_prefix / "3" / ".hydra" / "overrides.yaml").write_text("[peft=prefix", "utf-8")
+    # valid YAML, but an override cut short
+    (lora_vs_prefix / "6" / ".hydra" / "overrides.yaml").write_text("- data.batch\n", "utf-8")
     predictions = lora_vs_prefix / "0" / "predictions.jsonl"
     predictions.write_text(
         predictions.read_text(encoding="utf-8") + '{"id": "zz", "predic\n', encoding="utf-8"
@@ -242,9 +245,18 @@ def test_damaged_run_files_are_reported_not_fatal(lora_vs_prefix: Path, tmp_path
     assert "8 runs, 5 completed, 3 failed" in markdown
     assert "results.json: Unterminated string" in markdown  # the cut-short record, by file
     assert "overrides.yaml" in caplog.text  # the damaged .hydra file, by name
+    assert "OverrideParseException" in markdown
     assert "| lora | 1, 2, 3 | 42.00 ± 2.00 [" in markdown  # seed 1's other rows still count
     assert "| prefix | 2, 3 |" in markdown  # seed 1 of prefix (folder 3) is the damaged one
     assert f"{predictions}:5: invalid JSON" in caplog.text
+
+
+def test_report_files_are_readable_by_others(lora_vs_prefix: Path, tmp_path: Path) -> None:
+    """Written atomically through a private (0600) temp file, but with the permissions any
+    new file gets (0666 less the umask)."""
+    files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=50)
+    for path in (files.markdown, files.csv, *files.figures):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~kosum_io._UMASK, path
 
 
 def test_rank_plot_only_when_rank_varies(make_run: MakeRun, tmp_path: Path) -> None:

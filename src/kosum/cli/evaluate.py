@@ -16,6 +16,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -93,12 +94,21 @@ def _evaluate(cfg: DictConfig) -> Any:
 def main(cfg: DictConfig) -> Any:
     try:
         return _evaluate(cfg)
-    except (FileNotFoundError, ValueError) as error:  # a missing run or data, a bad choice
-        print(
-            f"kosum-eval: error: {error} (recorded in {cfg.paths.output_dir}/results.json)",
-            file=sys.stderr,
-        )
+    except (FileNotFoundError, ValueError, InstantiationException) as error:
+        cause = _user_error(error)
+        if cause is None:
+            raise
+        where = f"{cfg.paths.output_dir}/results.json"
+        print(f"kosum-eval: error: {cause} (recorded in {where})", file=sys.stderr)
         sys.exit(2)
+
+
+def _user_error(error: BaseException) -> BaseException | None:
+    """The missing file or bad value behind `error` (Hydra wraps what a data source raises
+    while it is built), or None for anything else."""
+    if isinstance(error, InstantiationException):
+        return _user_error(error.__cause__) if error.__cause__ is not None else None
+    return error if isinstance(error, FileNotFoundError | ValueError) else None
 
 
 if __name__ == "__main__":

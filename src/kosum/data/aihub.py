@@ -166,6 +166,7 @@ class AihubSource:
             "categories": list(self.categories),
             "set": self.set,
             "summary_field": self.summary_field,
+            "require_summary": self.require_summary,
             "max_docs": self.max_docs,
             "max_docs_per_category": self.max_docs_per_category,
         }

@@ -69,6 +69,8 @@ def _zero_shot_base(
         model = AutoModelForSeq2SeqLM.from_pretrained(saved_base, dtype=torch.float32)
         return model.eval(), AutoTokenizer.from_pretrained(saved_base)
     spec: ModelSpec = instantiate(run_config.model)
+    if spec.is_random_init:  # its weights were in base_model/: new random ones are not them
+        return None
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     return load_model(spec, tokenizer).eval(), tokenizer
 

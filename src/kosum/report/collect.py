@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -209,6 +210,7 @@ UNREADABLE = (
     AttributeError,
     yaml.YAMLError,
     OmegaConfBaseException,
+    HydraException,  # an override line that no longer parses
 )
 
 

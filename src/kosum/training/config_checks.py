@@ -6,8 +6,10 @@ seconds with a readable message rather than hours later with NaNs or a deep trac
 
 from __future__ import annotations
 
+import inspect
+
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from transformers import GenerationConfig
+from transformers import GenerationConfig, GenerationMixin
 
 from kosum.methods.factory import MERGEABLE_CONFIGS
 from kosum.metrics.rouge import ROUGE_KEYS
@@ -16,6 +18,8 @@ FP16_PRECISIONS = {"16", "16-mixed", "16-true", "fp16"}
 # results.json `metrics`: the test split's (only with test=true) and the best validation ROUGE-L.
 TEST_METRICS = (*ROUGE_KEYS, "gen_len", "loss")
 ALWAYS_RECORDED = ("val_rougeL",)
+# Keywords `generate()` removes from its **kwargs itself (transformers 5.x).
+GENERATE_POPPED = {"tokenizer", "assistant_tokenizer", "trust_remote_code"}
 
 
 class ConfigError(ValueError):
@@ -78,8 +82,7 @@ def _check_generation(cfg: DictConfig) -> None:
     if generate is None:
         return
     arguments = OmegaConf.to_container(generate, resolve=True)
-    known = GenerationConfig().to_dict()
-    unknown = sorted(key for key in arguments if key not in known)
+    unknown = sorted(key for key in arguments if key not in _generate_arguments())
     if unknown:
         raise ConfigError(
             f"generation.generate: unknown generate() argument(s) {unknown} "
@@ -89,3 +92,11 @@ def _check_generation(cfg: DictConfig) -> None:
         GenerationConfig(**arguments).validate()
     except ValueError as error:
         raise ConfigError(f"generation.generate={arguments}: {error}") from None
+
+
+def _generate_arguments() -> set[str]:
+    """Names `model.generate()` takes: the generation config's fields, its own parameters, and
+    the keywords it pops before handing the rest to the model."""
+    parameters = inspect.signature(GenerationMixin.generate).parameters
+    own = {name for name in parameters if name not in ("self", "kwargs")}
+    return set(GenerationConfig().to_dict()) | own | GENERATE_POPPED
