@@ -204,9 +204,12 @@ def test_missing_file_exit_2(
     assert "absent.csv: file not found" in err
 
 
-def test_negative_resamples_is_a_usage_error(pred_csv: Path, ref_csv: Path) -> None:
+@pytest.mark.parametrize("option", ["--n-resamples", "--seed"])
+def test_negative_count_or_seed_is_a_usage_error(
+    pred_csv: Path, ref_csv: Path, option: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--pred", str(pred_csv), "--ref", str(ref_csv), "--n-resamples", "-1"])
+        main(["--pred", str(pred_csv), "--ref", str(ref_csv), option, "-1"])
     assert exit_info.value.code == 2
 
 

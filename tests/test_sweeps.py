@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from wandb.proto import wandb_internal_pb2
 
 from kosum.cli.train import objective
-from kosum.config import config_dir
+from kosum.config import config_dir, wandb_offline
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SWEEP = ["experiment=smoke", "trainer.max_epochs=1"]
@@ -289,3 +289,14 @@ def test_optuna_study_resumes_from_sqlite(run_cli, tmp_path: Path) -> None:
         _results(run_dir)["metrics"]["val_rougeL"] for run_dir in run_dirs
     ]
     assert {trial.params["peft.r"] for trial in trials} <= {2, 4, 8}
+
+
+@pytest.mark.parametrize(
+    ("mode", "offline"),
+    [("offline", True), ("dryrun", True), ("online", False), ("disabled", False)],
+)
+def test_wandb_mode_decides_offline(monkeypatch, mode: str, offline: bool) -> None:
+    """`disabled` is not offline: an offline logger would turn it into a dryrun that writes
+    files; left to wandb, a disabled run writes nothing."""
+    monkeypatch.setenv("WANDB_MODE", mode)
+    assert wandb_offline() is offline

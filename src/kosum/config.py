@@ -25,11 +25,13 @@ def config_dir() -> str:
 
 
 def wandb_offline() -> bool:
-    """W&B goes offline unless it has credentials and WANDB_MODE does not say otherwise."""
+    """W&B goes offline unless it has credentials and WANDB_MODE does not say otherwise.
+    `WANDB_MODE=disabled` is left to wandb (no run, no files): an offline logger would set
+    WANDB_MODE to dryrun and write an offline run anyway."""
     mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode in {"offline", "disabled", "dryrun"}:
+    if mode in {"offline", "dryrun"}:
         return True
-    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+    if mode in {"online", "disabled"} or os.environ.get("WANDB_API_KEY"):
         return False
     try:
         return netrc.netrc().authenticators("api.wandb.ai") is None

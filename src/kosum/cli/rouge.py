@@ -194,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="bootstrap resamples for the 95%% CIs (0: no CIs; default 1000)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--seed", type=_non_negative, default=0, help="bootstrap seed, >= 0 (default 0)"
+    )
     return parser
 
 

@@ -16,6 +16,10 @@ from kosum.data.aihub import AihubSource
 from kosum.data.example import LoadResult
 from kosum.data.synthetic import generate_corpus
 
+# Bump when `generate_corpus` writes different files for the same options: cached corpora
+# (and the tokenised splits cached on them) are then rebuilt.
+GENERATOR_VERSION = "1"
+
 
 class SyntheticSource:
     def __init__(
@@ -31,6 +35,7 @@ class SyntheticSource:
             "categories": list(categories),
             "docs_per_category": docs_per_category,
             "seed": corpus_seed,
+            "generator": GENERATOR_VERSION,
         }
         key = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:16]
         self.corpus_dir = Path(cache_dir) / "synthetic" / key

@@ -39,8 +39,10 @@ class EvalOutputs:
 
     indices: list[int]
     predictions: list[str]
+    # Teacher-forced loss summed over label tokens: the split's per-token mean does not depend
+    # on how it was batched (a mean of batch means would weight a short last batch as a full one).
     loss_sum: float = 0.0
-    loss_batches: int = 0
+    loss_tokens: int = 0
 
     def sorted_by_index(self) -> tuple[list[int], list[str]]:
         pairs = sorted(zip(self.indices, self.predictions, strict=True))
@@ -134,8 +136,9 @@ class SummarizationModule(L.LightningModule):
                 attention_mask=batch["attention_mask"],
                 labels=batch["labels"],
             ).loss
-            outputs.loss_sum += float(loss)
-            outputs.loss_batches += 1
+            tokens = int((batch["labels"] != -100).sum())  # what the model's mean is over
+            outputs.loss_sum += float(loss) * tokens
+            outputs.loss_tokens += tokens
         outputs.indices.extend(batch["index"].tolist())
         outputs.predictions.extend(self.generate_batch(batch))
 
@@ -145,8 +148,12 @@ class SummarizationModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("test", batch)
 
+    def on_train_epoch_start(self) -> None:
+        self._step_started = None  # throughput is timed between training steps only
+
     def on_validation_epoch_start(self) -> None:
         self.eval_outputs.pop("val", None)
+        self._step_started = None  # the next training step's span would include validation
 
     def on_test_epoch_start(self) -> None:
         self.eval_outputs.pop("test", None)
@@ -169,7 +176,7 @@ class SummarizationModule(L.LightningModule):
             len(predictions), 1
         )
         self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
-        if outputs.loss_batches:
-            self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_batches
+        if outputs.loss_tokens:
+            self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_tokens
         for key, value in self.last_eval_metrics[split].items():
             self.log(f"{split}/{key}", float(value), prog_bar=key == "rougeL")
