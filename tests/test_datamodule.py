@@ -315,6 +315,8 @@ def test_training_batches_cover_every_index_once_and_are_deterministic_per_epoch
     assert _epoch(sampler, 0) == epoch0  # a resumed run replays the same epoch
     other_seed = LengthGroupedBatchSampler(LENGTHS, batch_size=8, shuffle=True, seed=4)
     assert _epoch(other_seed, 0) != epoch0
+    # consecutive seeds (a seed sweep) do not replay each other's epochs
+    assert _epoch(other_seed, 0) != epoch1 and _epoch(other_seed, 1) != _epoch(sampler, 2)
 
 
 def test_training_batches_are_length_homogeneous():

@@ -67,7 +67,7 @@ def _pad(
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Batches of similar-length examples.
 
-    Training (`shuffle=True`): each epoch shuffles with `seed + epoch`, cuts the order into
+    Training (`shuffle=True`): each epoch shuffles with the pair (seed, epoch), cuts the order into
     windows of `batch_size * window_batches`, sorts each window by length, cuts it into batches
     and shuffles the batches; the order is a pure function of (seed, epoch), so a resumed run
     sees the same batches. Evaluation (`shuffle=False`): longest first, so generation pads little
@@ -115,7 +115,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             if not self.group_by_length:
                 return np.arange(len(self.lengths))
             return np.argsort(-self.lengths, kind="stable")
-        rng = np.random.default_rng(self.seed + self.epoch)
+        # Seeded with the pair: `seed + epoch` would give seed 2's first epoch seed 1's second.
+        rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(len(self.lengths))
         if not self.group_by_length:
             return order
@@ -127,7 +128,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         size = self.batch_size
         batches = [order[i : i + size].tolist() for i in range(0, len(order), size)]
         if self.shuffle and self.group_by_length:
-            rng = np.random.default_rng(self.seed + self.epoch + 1_000_003)
+            rng = np.random.default_rng([self.seed, self.epoch, 1])
             batches = [batches[i] for i in rng.permutation(len(batches))]
         if self._resume is not None and self._resume[0] == self.epoch:
             batches = batches[self._resume[1] :]
