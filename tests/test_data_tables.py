@@ -25,6 +25,21 @@ def test_competition_csv_equals_the_raw_json_after_normalisation(shared_data: Pa
         e.id: (e.text, e.summary) for e in raw.examples
     }
     assert {e.category for e in table.examples} == {None}
+    # the CSV has no doc_id column: passages of one article are still one document for the
+    # split, exactly as the AI-Hub loader groups them
+    assert {e.id: e.doc_id for e in table.examples} == {e.id: e.doc_id for e in raw.examples}
+
+
+def test_ai_hub_passage_ids_name_their_article(tmp_path: Path):
+    path = _write_csv(
+        tmp_path / "t.csv",
+        "id,text,summary\n"
+        "REPORT-news_r-00003-00001,본문 하나,요약\n"
+        "REPORT-news_r-00003-00002,본문 둘,요약\n"
+        "doc-7,본문 셋,요약\n",
+    )
+    examples = TableSource(path).load().examples
+    assert [e.doc_id for e in examples] == ["REPORT-news_r-00003", "REPORT-news_r-00003", "doc-7"]
 
 
 def test_csv_bad_rows_are_skipped_with_their_line(tmp_path: Path):

@@ -296,7 +296,7 @@ class AihubSource:
                 result.skipped.append(SkippedRecord(entry.path, reason))
                 continue
             first_seen[ex_id] = entry.path
-            doc_id = doc_id or _doc_id_from_id(ex_id)
+            doc_id = doc_id or doc_id_from_passage_id(ex_id)
             result.examples.append(
                 SummaryExample(ex_id, text, summary, category, doc_id=doc_id, split=split)
             )
@@ -390,8 +390,9 @@ def _unknown(category: str | None) -> str:
     return f"unknown category {category!r} (known: {', '.join(CATEGORIES)})"
 
 
-def _doc_id_from_id(passage_id: str) -> str:
-    """`REPORT-news_r-00003` from passage id `REPORT-news_r-00003-00001` (Meta doc_id missing)."""
+def doc_id_from_passage_id(passage_id: str) -> str:
+    """`REPORT-news_r-00003` from AI-Hub passage id `REPORT-news_r-00003-00001` (its article),
+    for records without a doc_id; any other id is its own document."""
     match = _PASSAGE_NUMBER.match(passage_id)
     return match.group(1) if match and _NAME_CATEGORY.match(passage_id) else passage_id
 

@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from kosum.data.aihub import NoDocumentsError
+from kosum.data.aihub import NoDocumentsError, doc_id_from_passage_id
 from kosum.data.example import LoadResult, SkippedRecord, SummaryExample
 from kosum.data.normalize import NORMALIZATION_VERSION, normalize_text
 from kosum.errors import InputError
@@ -28,7 +28,7 @@ from kosum.io import parse_jsonl
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 TABLE_SUFFIXES = CSV_SUFFIXES + JSONL_SUFFIXES
-_LOADER_VERSION = "1"
+_LOADER_VERSION = "2"  # 2: doc_id from AI-Hub passage ids
 
 # (line number, row as {column: value}) or (line number, reason the line is unusable).
 Row = tuple[int, dict[str, object] | str]
@@ -40,7 +40,8 @@ class TableSource:
     `require_summary=False` accepts tables without a summary column (inference inputs such as the
     competition test file); their examples have `summary == ""`. The optional `category` and
     `doc_id` columns are used when present (`doc_id` groups passages of one article for the
-    split; it defaults to the id).
+    split; without it, an AI-Hub passage id `REPORT-<category>-<article>-<passage>` names its
+    article, and any other id is its own document).
     """
 
     def __init__(
@@ -132,12 +133,16 @@ class TableSource:
         return None
 
     def _example(self, row: dict[str, object]) -> SummaryExample:
+        example_id = _cell(row, self.id_column)
+        # Without a doc_id column, AI-Hub passage ids (the competition's) still name their
+        # article, so the split keeps an article's passages together as the AI-Hub loader does.
+        doc_id = _cell(row, self.doc_id_column) or doc_id_from_passage_id(example_id)
         return SummaryExample(
-            id=_cell(row, self.id_column),
+            id=example_id,
             text=_cell(row, self.text_column),
             summary=_cell(row, self.summary_column),
             category=_cell(row, self.category_column) or None,
-            doc_id=_cell(row, self.doc_id_column),
+            doc_id=doc_id,
         )
 
 
