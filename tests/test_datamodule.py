@@ -283,6 +283,22 @@ def test_empty_split_is_an_error_naming_it(tokenizer, tmp_path):
     assert not list((tmp_path / "cache").rglob("summary.json"))
 
 
+def test_max_eval_examples_is_a_stable_subset_spread_over_categories(tokenizer, tmp_path):
+    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=80)  # files by category
+    full = _datamodule(AihubSource(corpus), tokenizer, tmp_path / "full").examples()
+    capped = _datamodule(AihubSource(corpus), tokenizer, tmp_path / "a", max_eval_examples=10)
+    again = _datamodule(AihubSource(corpus), tokenizer, tmp_path / "b", max_eval_examples=10)
+    for name in ("val", "test"):
+        subset = capped.examples()[name]
+        assert len(subset) == 10
+        assert [e.id for e in subset] == [e.id for e in again.examples()[name]]  # stable
+        ids = {e.id for e in subset}
+        assert [e.id for e in full[name] if e.id in ids] == [e.id for e in subset]  # in order
+        # the first ten would cover two or three of the ten categories
+        assert len({e.category for e in full[name][:10]}) <= 3
+        assert len({e.category for e in subset}) >= 5
+
+
 def test_max_eval_examples_zero_empties_val_and_test(corpus, tokenizer, tmp_path):
     datamodule = _datamodule(AihubSource(corpus), tokenizer, tmp_path, max_eval_examples=0)
     with pytest.raises(ValueError, match="the val and test splits are empty"):

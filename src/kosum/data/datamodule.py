@@ -30,7 +30,7 @@ from transformers import PreTrainedTokenizerBase
 from kosum.data.batching import LengthGroupedBatchSampler, Seq2SeqCollator
 from kosum.data.example import ExampleSource, LoadResult, SummaryExample
 from kosum.data.prompts import PromptTemplate, Stage
-from kosum.data.split import split_examples
+from kosum.data.split import hash_fraction, split_examples
 from kosum.data.tokenized import TokenizedSplit, pack
 from kosum.io import write_json
 
@@ -118,7 +118,9 @@ class SummarizationDataModule(L.LightningDataModule):
             self._examples = split_examples(self._load_result.examples, **self.split_options)
             if self.max_eval_examples is not None:
                 for name in ("val", "test"):
-                    self._examples[name] = self._examples[name][: self.max_eval_examples]
+                    self._examples[name] = _stable_subset(
+                        self._examples[name], self.max_eval_examples
+                    )
         return self._examples
 
     def training_texts(self) -> list[str]:
@@ -362,3 +364,12 @@ def _tokenizer_identity(tokenizer: PreTrainedTokenizerBase) -> str:
 def _describe(source: ExampleSource) -> str:
     describe = getattr(source, "describe", None)
     return describe() if callable(describe) else repr(source)
+
+
+def _stable_subset(examples: list[SummaryExample], size: int) -> list[SummaryExample]:
+    """`size` examples picked by a hash of their id, in their original order: the same for every
+    run, and spread over categories (the first N would be whole category folders)."""
+    if len(examples) <= size:
+        return examples
+    chosen = set(sorted(range(len(examples)), key=lambda i: hash_fraction(examples[i].id))[:size])
+    return [example for i, example in enumerate(examples) if i in chosen]
