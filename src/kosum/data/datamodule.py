@@ -141,7 +141,10 @@ class SummarizationDataModule(L.LightningDataModule):
             {
                 "format": CACHE_FORMAT,
                 "corpus": self.corpus_key(),
-                "max_eval_examples": self.max_eval_examples,
+                # "by id hash": the subset rule (caches of the former first-N rule are stale)
+                "max_eval_examples": None
+                if self.max_eval_examples is None
+                else [self.max_eval_examples, "by id hash"],
                 "tokenizer": _tokenizer_identity(self.tokenizer),
                 "max_source_length": self.max_source_length,
                 "max_target_length": self.max_target_length,
