@@ -7,12 +7,15 @@ import json
 import re
 import zipfile
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from kosum.data import synthetic_source
 from kosum.data.aihub import CATEGORIES, SETS
 from kosum.data.synthetic import MAX_SENTENCES, MIN_SENTENCES, PUBLISHER, generate_corpus
+from kosum.data.synthetic_source import SyntheticSource
 
 NAME = re.compile(r"^REPORT-([a-z_]+)-(\d{5})-(\d{5})\.json$")
 
@@ -201,3 +204,18 @@ def test_bad_arguments_are_rejected(tmp_path: Path):
         generate_corpus(tmp_path, sets=["30per"])
     with pytest.raises(ValueError, match="docs_per_category"):
         generate_corpus(tmp_path, docs_per_category=0)
+
+
+def test_synthetic_source_generates_once_and_a_new_generator_version_regenerates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`data=synthetic` caches its corpus; a change to the generator (its version) must not
+    keep serving the old files."""
+    make = partial(SyntheticSource, ["news_r", "minute"], 3, cache_dir=tmp_path)
+    source = make()
+    assert len(source.load().examples) == 6
+    assert make().corpus_dir == source.corpus_dir  # the same options reuse the corpus
+    monkeypatch.setattr(synthetic_source, "GENERATOR_VERSION", "test-next")
+    newer = make()
+    assert newer.corpus_dir != source.corpus_dir
+    assert len(newer.load().examples) == 6

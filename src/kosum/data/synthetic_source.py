@@ -35,9 +35,9 @@ class SyntheticSource:
             "categories": list(categories),
             "docs_per_category": docs_per_category,
             "seed": corpus_seed,
-            "generator": GENERATOR_VERSION,
         }
-        key = hashlib.sha256(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:16]
+        identity = {**self.options, "generator": GENERATOR_VERSION}
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         self.corpus_dir = Path(cache_dir) / "synthetic" / key
         self.reader_options = {
             "categories": list(categories),
