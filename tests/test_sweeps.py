@@ -96,6 +96,19 @@ def test_smoke_optuna_searches_lr_and_rank_of_the_smoke_experiment() -> None:
     assert set(cfg.hydra.sweeper.params) == {"optim.lr", "peft.r"}
 
 
+def test_lora_optuna_studies_are_per_model_and_data() -> None:
+    """Trials of a search on other data must not join an existing study."""
+    names = {
+        _compose("hparams_search=lora_optuna", *choices).hydra.sweeper.study_name
+        for choices in [(), ("data=table",), ("model=lcw99_t5_large",)]
+    }
+    assert names == {
+        "train-lora-tiny_t5-synthetic",
+        "train-lora-tiny_t5-table",
+        "train-lora-lcw99_t5_large-synthetic",
+    }
+
+
 @pytest.mark.parametrize(
     ("overrides", "model", "data"),
     [
