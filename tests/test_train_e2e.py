@@ -75,6 +75,34 @@ def test_smoke_run_writes_records_and_reloadable_adapter(run_cli, tmp_path: Path
         regenerated += [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
     assert regenerated == [r["prediction"] for r in rows]
 
+    # ...and it is the trained adapter, not an inert one: its teacher-forced test loss is the
+    # run's, and differs from the base model's (the smoke run barely trains, and its greedy
+    # outputs can equal the base model's).
+    references = [r["reference"] for r in rows]
+    reloaded = _token_mean_loss(model, tokenizer, texts, references, record["config"]["data"])
+    with model.disable_adapter():
+        base = _token_mean_loss(model, tokenizer, texts, references, record["config"]["data"])
+    assert reloaded == pytest.approx(record["metrics"]["loss"], rel=1e-5)
+    assert abs(base - reloaded) > 1e-5  # float noise here is ~1e-6
+
+
+def _token_mean_loss(
+    model: torch.nn.Module, tokenizer, texts: list[str], summaries: list[str], data: dict
+) -> float:
+    total, tokens = 0.0, 0
+    for text, summary in zip(texts, summaries, strict=True):
+        inputs = tokenizer([text], truncation=True, max_length=data["max_source_length"])
+        labels = tokenizer(
+            text_target=[summary], truncation=True, max_length=data["max_target_length"]
+        )["input_ids"]
+        with torch.inference_mode():
+            loss = model(
+                input_ids=torch.tensor(inputs["input_ids"]), labels=torch.tensor(labels)
+            ).loss
+        total += float(loss) * len(labels[0])
+        tokens += len(labels[0])
+    return total / tokens
+
 
 def _test_texts(record: dict, ids: list[str]) -> list[str]:
     """The test documents' (prompted) texts, re-read through the run's own data config."""
