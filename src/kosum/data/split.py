@@ -22,9 +22,12 @@ Not for: loading (see the sources) or cross-validation folds.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 
 from kosum.data.example import SummaryExample
+
+log = logging.getLogger(__name__)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -57,6 +60,11 @@ def split_examples(
     for example in examples:
         official.setdefault(example.doc_id, set()).add(example.split)
     official_mode = use_official and any("val" in splits for splits in official.values())
+    if official_mode:
+        log.info(
+            "official validation split found: its articles make val and test (half each); "
+            "val_fraction/test_fraction apply only without it (use_official_split=false)"
+        )
 
     keys = {doc_id: hash_fraction(doc_id, salt) for doc_id in official}
     assignment: dict[str, str] = {}
