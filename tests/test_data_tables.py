@@ -36,10 +36,18 @@ def test_ai_hub_passage_ids_name_their_article(tmp_path: Path):
         "id,text,summary\n"
         "REPORT-news_r-00003-00001,본문 하나,요약\n"
         "REPORT-news_r-00003-00002,본문 둘,요약\n"
-        "doc-7,본문 셋,요약\n",
+        "doc-7,본문 셋,요약\n"
+        "news-sports-7,본문 넷,요약\n"  # not AI-Hub's: its own document
+        "REPORT-news_r-00004,본문 다섯,요약\n",  # an article id: its own document too
     )
     examples = TableSource(path).load().examples
-    assert [e.doc_id for e in examples] == ["REPORT-news_r-00003", "REPORT-news_r-00003", "doc-7"]
+    assert [e.doc_id for e in examples] == [
+        "REPORT-news_r-00003",
+        "REPORT-news_r-00003",
+        "doc-7",
+        "news-sports-7",
+        "REPORT-news_r-00004",
+    ]
 
 
 def test_csv_bad_rows_are_skipped_with_their_line(tmp_path: Path):

@@ -19,7 +19,12 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from transformers import PreTrainedTokenizerBase
 
 from kosum.data.aihub import AihubSource
-from kosum.data.batching import LABEL_PAD, LengthGroupedBatchSampler, Seq2SeqCollator
+from kosum.data.batching import (
+    BATCH_ORDER_VERSION,
+    LABEL_PAD,
+    LengthGroupedBatchSampler,
+    Seq2SeqCollator,
+)
 from kosum.data.datamodule import SPLITS, SummarizationDataModule
 from kosum.data.example import LoadResult
 from kosum.data.prompts import PromptTemplate
@@ -365,3 +370,18 @@ def test_lightning_reaches_set_epoch_through_the_dataloader(corpus, tokenizer, t
     _set_sampler_epoch(loader, 1)  # what Lightning's fit loop calls at each epoch start
     assert loader.batch_sampler.epoch == 1
     assert [b["index"].tolist() for b in loader] != epoch0
+
+
+def test_mid_epoch_resume_skips_only_batches_of_the_same_order(corpus, tokenizer, tmp_path, caplog):
+    """A checkpoint records the batch-order version: skipping N batches of another order would
+    skip examples the interrupted run never trained on, so that epoch restarts instead."""
+    datamodule = _datamodule(AihubSource(corpus), tokenizer, tmp_path)
+    datamodule.setup()
+    full = list(datamodule.train_dataloader().batch_sampler)
+    datamodule.load_state_dict(
+        {"epoch": 0, "train_batches_done": 2, "batch_order": BATCH_ORDER_VERSION}
+    )
+    assert list(datamodule.train_dataloader().batch_sampler) == full[2:]
+    datamodule.load_state_dict({"epoch": 0, "train_batches_done": 2})  # an older checkpoint
+    assert list(datamodule.train_dataloader().batch_sampler) == full
+    assert "another batch order" in caplog.text

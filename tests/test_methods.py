@@ -176,6 +176,13 @@ def test_shipped_configs_pass_the_checks(choice: str):
     check_config(cfg)
 
 
+def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["+generation.generate.synced_gpus=false"])
+    check_config(cfg)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -93,6 +93,7 @@ def test_smoke_optuna_searches_lr_and_rank_of_the_smoke_experiment() -> None:
     assert cfg.hydra.runtime.choices.experiment == "smoke"
     assert cfg.hydra.sweeper.direction == "maximize"
     assert cfg.hydra.sweeper.storage.startswith("sqlite:///")
+    assert cfg.hydra.sweeper.study_name == "smoke_optuna"  # as docs/sweeps-and-reports.md loads it
     assert set(cfg.hydra.sweeper.params) == {"optim.lr", "peft.r"}
 
 

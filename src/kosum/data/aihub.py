@@ -69,7 +69,8 @@ _SPLIT_WORDS = {
 _SPLIT_KOREAN = (("훈련", "train"), ("학습", "train"), ("검증", "val"))
 _WORD = re.compile(r"[a-z]+")
 _NAME_CATEGORY = re.compile(r"^[A-Za-z]+-([A-Za-z_]+)-\d+")
-_PASSAGE_NUMBER = re.compile(r"^(.+)-\d+$")
+# <type>-<category>-<article>-<passage>, e.g. REPORT-news_r-00003-00001
+_PASSAGE_ID = re.compile(r"^([A-Za-z]+-([A-Za-z_]+)-\d+)-\d+$")
 _ZIP_UTF8_FLAG = 0x800
 
 
@@ -392,9 +393,10 @@ def _unknown(category: str | None) -> str:
 
 def doc_id_from_passage_id(passage_id: str) -> str:
     """`REPORT-news_r-00003` from AI-Hub passage id `REPORT-news_r-00003-00001` (its article),
-    for records without a doc_id; any other id is its own document."""
-    match = _PASSAGE_NUMBER.match(passage_id)
-    return match.group(1) if match and _NAME_CATEGORY.match(passage_id) else passage_id
+    for records without a doc_id; any other id (`news-sports-7`, an article id without its
+    passage number) is its own document."""
+    match = _PASSAGE_ID.match(passage_id)
+    return match.group(1) if match and match.group(2).lower() in CATEGORIES else passage_id
 
 
 # What reading a file or zip member raises when it is unreadable: I/O errors, corrupt archive

@@ -64,6 +64,12 @@ def _pad(
     return out, mask
 
 
+# Bumped whenever the training batch order for a given (seed, epoch) changes (2: seeded with the
+# pair, 1: with seed + epoch); checkpoints record it, so a mid-epoch resume knows whether the
+# batches it skips are the ones the interrupted run trained on.
+BATCH_ORDER_VERSION = 2
+
+
 class LengthGroupedBatchSampler(Sampler[list[int]]):
     """Batches of similar-length examples.
 

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
-from kosum.data.batching import LengthGroupedBatchSampler, Seq2SeqCollator
+from kosum.data.batching import BATCH_ORDER_VERSION, LengthGroupedBatchSampler, Seq2SeqCollator
 from kosum.data.example import ExampleSource, LoadResult, SummaryExample
 from kosum.data.prompts import PromptTemplate, Stage
 from kosum.data.split import hash_fraction, split_examples
@@ -304,8 +304,16 @@ class SummarizationDataModule(L.LightningDataModule):
             group_by_length=self.group_by_length,
         )
         if shuffle and self._resume_state:
-            sampler.resume_at(self._resume_state["epoch"], self._resume_state["train_batches_done"])
-            self._resume_state = None
+            state, self._resume_state = self._resume_state, None
+            if state.get("batch_order") == BATCH_ORDER_VERSION:
+                sampler.resume_at(state["epoch"], state["train_batches_done"])
+            else:  # skipping by count would skip other batches than the ones trained on
+                log.warning(
+                    "the checkpoint was written with another batch order (kosum version): epoch "
+                    "%d restarts from its first batch instead of continuing mid-epoch, so no "
+                    "example is skipped; the run will not match an uninterrupted one",
+                    state["epoch"],
+                )
         return DataLoader(
             split,
             batch_sampler=sampler,
@@ -324,7 +332,11 @@ class SummarizationDataModule(L.LightningDataModule):
         if trainer is None or not trainer.training:
             return {}
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
-        return {"epoch": trainer.current_epoch, "train_batches_done": progress.processed}
+        return {
+            "epoch": trainer.current_epoch,
+            "train_batches_done": progress.processed,
+            "batch_order": BATCH_ORDER_VERSION,
+        }
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._resume_state = dict(state_dict) or None

@@ -40,8 +40,8 @@ class TableSource:
     `require_summary=False` accepts tables without a summary column (inference inputs such as the
     competition test file); their examples have `summary == ""`. The optional `category` and
     `doc_id` columns are used when present (`doc_id` groups passages of one article for the
-    split; without it, an AI-Hub passage id `REPORT-<category>-<article>-<passage>` names its
-    article, and any other id is its own document).
+    split; without it, an AI-Hub passage id `<type>-<category>-<article>-<passage>` with one of
+    the ten categories names its article, and any other id is its own document).
     """
 
     def __init__(

@@ -82,21 +82,22 @@ def _check_generation(cfg: DictConfig) -> None:
     if generate is None:
         return
     arguments = OmegaConf.to_container(generate, resolve=True)
-    unknown = sorted(key for key in arguments if key not in _generate_arguments())
+    config_fields = set(GenerationConfig().to_dict())
+    unknown = sorted(key for key in arguments if key not in config_fields | _generate_parameters())
     if unknown:
         raise ConfigError(
             f"generation.generate: unknown generate() argument(s) {unknown} "
             "(see transformers' GenerationConfig for the names)"
         )
-    try:
-        GenerationConfig(**arguments).validate()
+    try:  # the generation-config part; generate()'s own parameters are not config fields
+        GenerationConfig(**{k: v for k, v in arguments.items() if k in config_fields}).validate()
     except ValueError as error:
         raise ConfigError(f"generation.generate={arguments}: {error}") from None
 
 
-def _generate_arguments() -> set[str]:
-    """Names `model.generate()` takes: the generation config's fields, its own parameters, and
-    the keywords it pops before handing the rest to the model."""
+def _generate_parameters() -> set[str]:
+    """`model.generate()`'s own parameters (the inputs aside: kosum passes them) and the
+    keywords it pops before handing the rest to the model."""
     parameters = inspect.signature(GenerationMixin.generate).parameters
-    own = {name for name in parameters if name not in ("self", "kwargs")}
-    return set(GenerationConfig().to_dict()) | own | GENERATE_POPPED
+    own = {name for name in parameters if name not in ("self", "inputs", "kwargs")}
+    return own | GENERATE_POPPED
