@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from kosum.cli.evaluate import evaluation_config
+from kosum.cli.predict import prediction_settings
+from kosum.errors import InputError
 from kosum.io import read_jsonl
 from kosum.models.trained import BASE_MODEL_DIR, RUN_CONFIG, load_trained
 from tiny_models import tiny_t5
@@ -115,3 +118,35 @@ def test_a_random_init_zero_shot_run_without_its_base_is_not_rebuilt(tmp_path: P
     OmegaConf.save(config, run_dir / RUN_CONFIG)  # but no base_model/
     with pytest.raises(FileNotFoundError, match="holds no trained model"):
         load_trained(run_dir)
+
+
+def _run_folder_with(tmp_path: Path, **nodes: object) -> Path:
+    """A run folder whose resolved config holds `nodes` (as someone else might hand one over)."""
+    run_dir = tmp_path / "foreign-run"
+    run_dir.mkdir()
+    OmegaConf.save(
+        {"peft": {"_target_": "kosum.methods.factory.ZeroShot"}, **nodes}, run_dir / RUN_CONFIG
+    )
+    return run_dir
+
+
+PAYLOAD = {"_target_": "torch.load", "f": "payload.pt", "weights_only": False}
+
+
+def test_a_run_folders_config_builds_only_kosum_objects(tmp_path: Path):
+    """kosum-eval/kosum-predict build data, decoding and model objects from a run's config: a
+    `_target_` outside kosum (a pickle loader, a shell) is refused before anything is built."""
+    run_dir = _run_folder_with(
+        tmp_path,
+        model=PAYLOAD,
+        generation={"_target_": "kosum.generation.GenerationSettings", "extra": PAYLOAD},
+        prompt={"template": "{text}", "apply_at": "inference"},
+        data={"source": {"_target_": "os.system", "command": "true"}},
+    )
+    with pytest.raises(InputError, match=r"'torch\.load' is not one of kosum's classes"):
+        load_trained(run_dir)
+    cfg = OmegaConf.create({"run": str(run_dir), "prompt": None, "generation": None})
+    with pytest.raises(InputError, match=r"generation: _target_ 'torch\.load'"):
+        prediction_settings(cfg)
+    with pytest.raises(InputError, match=r"data: _target_ 'os\.system'"):
+        evaluation_config(OmegaConf.create({**cfg, "data": None}))

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
-from kosum.models.trained import RUN_CONFIG, load_trained
+from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained
 from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import build_datamodule, write_predictions
 from kosum.training.run_record import git_commit, library_versions, record_failures, write_results
@@ -39,7 +39,8 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
         trained = OmegaConf.load(trained_config)
         for key in OVERRIDABLE:
             if merged.get(key) is None:
-                merged[key] = OmegaConf.to_container(trained[key])
+                node = kosum_node(trained[key], f"{trained_config}: {key}")
+                merged[key] = OmegaConf.to_container(node)
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
         raise ValueError(

@@ -37,7 +37,7 @@ from kosum.inference.inputs import InputDocuments, read_inputs
 from kosum.io import atomic_open, write_json, write_jsonl
 from kosum.methods.factory import MERGEABLE_TYPES
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
-from kosum.models.trained import RUN_CONFIG, load_trained
+from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.run_record import git_commit, library_versions
 
 register_resolvers()
@@ -49,26 +49,15 @@ FROM_RUN = ("prompt", "generation")
 DEFAULT_MAX_SOURCE_LENGTH = 1024
 
 
-def run_config(run: str | Path | None) -> DictConfig | None:
-    """The training run's resolved config, for a run dir or an adapter/model folder inside one."""
-    if run is None:
-        return None
-    path = Path(run)
-    for candidate in (path / RUN_CONFIG, path.parent / RUN_CONFIG):
-        if candidate.is_file():
-            return OmegaConf.load(candidate)
-    return None
-
-
 def prediction_settings(
     cfg: DictConfig,
 ) -> tuple[PromptTemplate, GenerationSettings, DictConfig | None]:
     """Prompt and decoding: chosen on the command line, else the training run's."""
-    trained = run_config(cfg.run)
+    trained = None if cfg.run is None else run_config(cfg.run)
     chosen = {key: cfg.get(key) for key in FROM_RUN}
     for key in FROM_RUN:
         if chosen[key] is None and trained is not None and trained.get(key) is not None:
-            chosen[key] = trained[key]
+            chosen[key] = kosum_node(trained[key], f"{cfg.run}: {RUN_CONFIG} {key}")
     missing = [key for key in FROM_RUN if chosen[key] is None]
     if missing:
         raise InputError(

@@ -8,14 +8,17 @@ zero-shot run (`peft=none`) is its base model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import peft
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from kosum.errors import InputError
 from kosum.methods.factory import ZeroShot
 from kosum.methods.prefix_generation import enable_prefix_generation
 from kosum.models.backbone import ModelSpec, load_model
@@ -25,6 +28,7 @@ FULL_MODEL_DIR = "model"
 BASE_MODEL_DIR = "base_model"
 MERGED_MODEL_DIR = "merged"
 RUN_CONFIG = "resolved_config.yaml"
+KOSUM_TARGET_PREFIX = "kosum."
 
 
 def load_trained(
@@ -52,6 +56,42 @@ def load_trained(
     )
 
 
+def run_config(run: str | Path) -> DictConfig | None:
+    """The training run's resolved config, for a run dir or an adapter/model folder inside one."""
+    path = Path(run)
+    for candidate in (path / RUN_CONFIG, path.parent / RUN_CONFIG):
+        if candidate.is_file():
+            return OmegaConf.load(candidate)
+    return None
+
+
+def kosum_node(node: Any, where: str) -> Any:
+    """`node` from a run folder's config, if every `_target_` in it names one of kosum's own
+    classes. A run folder may come from someone else: building objects from its config must not
+    call arbitrary code (a `torch.load` of a pickle beside it, say)."""
+    for target in _targets(node):
+        if not str(target).startswith(KOSUM_TARGET_PREFIX):
+            raise InputError(
+                f"{where}: _target_ {target!r} is not one of kosum's classes; a run folder's "
+                "config is not trusted to build anything else"
+            )
+    return node
+
+
+def _targets(node: Any) -> Iterator[Any]:
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=False)
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "_target_":
+                yield value
+            else:
+                yield from _targets(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _targets(value)
+
+
 def _zero_shot_base(
     run_dir: Path,
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase] | None:
@@ -61,16 +101,17 @@ def _zero_shot_base(
     config_file = run_dir / RUN_CONFIG
     if not config_file.is_file():
         return None
-    run_config = OmegaConf.load(config_file)
-    if OmegaConf.select(run_config, "peft._target_") != f"{ZeroShot.__module__}.ZeroShot":
+    config = OmegaConf.load(config_file)
+    if OmegaConf.select(config, "peft._target_") != f"{ZeroShot.__module__}.ZeroShot":
         return None
     saved_base = run_dir / BASE_MODEL_DIR
     if (saved_base / "config.json").exists():
         model = AutoModelForSeq2SeqLM.from_pretrained(saved_base, dtype=torch.float32)
         return model.eval(), AutoTokenizer.from_pretrained(saved_base)
-    spec: ModelSpec = instantiate(run_config.model)
+    spec: ModelSpec = instantiate(kosum_node(config.model, f"{config_file}: model"))
     if spec.is_random_init:  # its weights were in base_model/: new random ones are not them
         return None
+    spec.trust_remote_code = False  # never run code a run folder points to
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     return load_model(spec, tokenizer).eval(), tokenizer
 
