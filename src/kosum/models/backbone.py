@@ -105,6 +105,6 @@ def _not_found_message(what: str, source: str | None) -> str:
     return (
         f"could not load the {what} {source!r}: it is neither a local folder nor in the hub "
         "cache (HF_HOME / HF_HUB_CACHE), and this machine may have no network. Download it once "
-        "with `huggingface-cli download <id>` on a machine with network, or point "
+        "with `hf download <id>` on a machine with network, or point "
         "model.name_or_path at a local copy."
     )
