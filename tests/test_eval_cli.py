@@ -143,10 +143,39 @@ def test_a_run_folders_config_builds_only_kosum_objects(tmp_path: Path):
         prompt={"template": "{text}", "apply_at": "inference"},
         data={"source": {"_target_": "os.system", "command": "true"}},
     )
-    with pytest.raises(InputError, match=r"'torch\.load' is not one of kosum's classes"):
+    with pytest.raises(InputError, match=r"'torch\.load' is not one of kosum's"):
         load_trained(run_dir)
     cfg = OmegaConf.create({"run": str(run_dir), "prompt": None, "generation": None})
-    with pytest.raises(InputError, match=r"generation: _target_ 'torch\.load'"):
+    with pytest.raises(InputError, match=r"generation\.extra\._target_ = 'torch\.load'"):
         prediction_settings(cfg)
-    with pytest.raises(InputError, match=r"data: _target_ 'os\.system'"):
+    with pytest.raises(InputError, match=r"data\.source\._target_ = 'os\.system'"):
         evaluation_config(OmegaConf.create({**cfg, "data": None}))
+
+
+@pytest.mark.parametrize(
+    ("generation", "message"),
+    [
+        # a kosum-looking name that walks to another module's function
+        ({"_target_": "kosum.models.trained.torch.load"}, "is not one of kosum's"),
+        # a target reached through an interpolation, or decoded from a string
+        ({"_target_": "kosum.generation.GenerationSettings", "generate": "${evil}"}, "interpol"),
+        ("${oc.decode:'{_target_: torch.load}'}", "interpolation"),
+        ({"_target_": "kosum.generation.GenerationSettings", "generate": "\\${evil}"}, "interpol"),
+    ],
+)
+def test_run_folder_targets_cannot_be_smuggled_in(tmp_path: Path, generation, message: str):
+    run_dir = _run_folder_with(
+        tmp_path, generation=generation, evil=PAYLOAD, prompt={"template": "{text}"}
+    )
+    cfg = OmegaConf.create({"run": str(run_dir), "prompt": None, "generation": None})
+    with pytest.raises(InputError, match=message):
+        prediction_settings(cfg)
+    with pytest.raises(InputError, match=message):
+        evaluation_config(OmegaConf.create({**cfg, "data": {"source": None}}))
+
+
+def test_a_run_folder_without_decoding_settings_asks_for_them(tmp_path: Path):
+    run_dir = _run_folder_with(tmp_path, prompt={"template": "{text}"})
+    cfg = OmegaConf.create({"run": str(run_dir), "data": {}, "prompt": None, "generation": None})
+    with pytest.raises(ValueError, match=r"to take \['generation'\] from"):
+        evaluation_config(cfg)

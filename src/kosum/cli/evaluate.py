@@ -38,9 +38,8 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     if trained_config.exists():
         trained = OmegaConf.load(trained_config)
         for key in OVERRIDABLE:
-            if merged.get(key) is None:
-                node = kosum_node(trained[key], f"{trained_config}: {key}")
-                merged[key] = OmegaConf.to_container(node)
+            if merged.get(key) is None and trained.get(key) is not None:
+                merged[key] = kosum_node(trained, key, str(trained_config))
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
         raise ValueError(

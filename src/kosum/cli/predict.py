@@ -57,7 +57,7 @@ def prediction_settings(
     chosen = {key: cfg.get(key) for key in FROM_RUN}
     for key in FROM_RUN:
         if chosen[key] is None and trained is not None and trained.get(key) is not None:
-            chosen[key] = kosum_node(trained[key], f"{cfg.run}: {RUN_CONFIG} {key}")
+            chosen[key] = OmegaConf.create(kosum_node(trained, key, f"{cfg.run}: {RUN_CONFIG}"))
     missing = [key for key in FROM_RUN if chosen[key] is None]
     if missing:
         raise InputError(

@@ -8,16 +8,19 @@ zero-shot run (`peft=none`) is its base model.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import peft
 import torch
+import yaml
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from kosum.config import config_dir
 from kosum.errors import InputError
 from kosum.methods.factory import ZeroShot
 from kosum.methods.prefix_generation import enable_prefix_generation
@@ -28,7 +31,6 @@ FULL_MODEL_DIR = "model"
 BASE_MODEL_DIR = "base_model"
 MERGED_MODEL_DIR = "merged"
 RUN_CONFIG = "resolved_config.yaml"
-KOSUM_TARGET_PREFIX = "kosum."
 
 
 def load_trained(
@@ -65,31 +67,49 @@ def run_config(run: str | Path) -> DictConfig | None:
     return None
 
 
-def kosum_node(node: Any, where: str) -> Any:
-    """`node` from a run folder's config, if every `_target_` in it names one of kosum's own
-    classes. A run folder may come from someone else: building objects from its config must not
-    call arbitrary code (a `torch.load` of a pickle beside it, say)."""
-    for target in _targets(node):
-        if not str(target).startswith(KOSUM_TARGET_PREFIX):
+def kosum_node(config: DictConfig, key: str, where: str) -> Any:
+    """`config[key]` (a run folder's config) as plain data, if it can only build what kosum's own
+    configs build. A run folder may come from someone else: building objects from its config
+    must not call arbitrary code (a `torch.load` of a pickle beside it, say). So every
+    `_target_` must be one that `conf/data`, `conf/generation` or `conf/model` uses (a prefix
+    check is not enough: `kosum.config.os.system` resolves to `os.system`), and no value may
+    hold an interpolation (`resolved_config.yaml` is written resolved; `${...}` could reach
+    other nodes or `oc.decode` a target in). The result is detached from the run's config."""
+    plain = OmegaConf.to_container(config, resolve=False).get(key)  # read, never resolved
+    allowed = _config_targets()
+    for path, name, value in _items({key: plain}, ""):
+        if isinstance(value, str) and "${" in value:
             raise InputError(
-                f"{where}: _target_ {target!r} is not one of kosum's classes; a run folder's "
-                "config is not trusted to build anything else"
+                f"{where}: {path} holds an interpolation ({value!r}); a run's resolved config "
+                "has none, and one from a run folder is not followed"
             )
-    return node
+        if name == "_target_" and value not in allowed:
+            raise InputError(
+                f"{where}: {path} = {value!r} is not one of kosum's data, decoding or model "
+                "classes; a run folder's config is not trusted to build anything else"
+            )
+    return plain
 
 
-def _targets(node: Any) -> Iterator[Any]:
-    if OmegaConf.is_config(node):
-        node = OmegaConf.to_container(node, resolve=False)
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "_target_":
-                yield value
-            else:
-                yield from _targets(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _targets(value)
+def _items(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """(path, key, value) of every entry under `node`, depth first."""
+    entries = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in entries:
+        where = f"{path}.{key}" if path else str(key)
+        yield where, key, value
+        if isinstance(value, dict | list):
+            yield from _items(value, where)
+
+
+@functools.cache
+def _config_targets() -> frozenset[str]:
+    """The `_target_`s of kosum's data, decoding and model configs."""
+    targets = set()
+    for group in ("data", "generation", "model"):
+        for path in (Path(config_dir()) / group).glob("*.yaml"):
+            content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            targets |= {v for _, k, v in _items(content, "") if k == "_target_"}
+    return frozenset(targets)
 
 
 def _zero_shot_base(
@@ -108,7 +128,7 @@ def _zero_shot_base(
     if (saved_base / "config.json").exists():
         model = AutoModelForSeq2SeqLM.from_pretrained(saved_base, dtype=torch.float32)
         return model.eval(), AutoTokenizer.from_pretrained(saved_base)
-    spec: ModelSpec = instantiate(kosum_node(config.model, f"{config_file}: model"))
+    spec: ModelSpec = instantiate(kosum_node(config, "model", str(config_file)))
     if spec.is_random_init:  # its weights were in base_model/: new random ones are not them
         return None
     spec.trust_remote_code = False  # never run code a run folder points to
