@@ -47,8 +47,7 @@ def load_trained(
                 candidate
             )
         if (candidate / "config.json").exists():
-            model = AutoModelForSeq2SeqLM.from_pretrained(candidate, dtype=torch.float32)
-            return model.eval(), AutoTokenizer.from_pretrained(candidate)
+            return _load_full_model(candidate)
     zero_shot = _zero_shot_base(path)
     if zero_shot is not None:
         return zero_shot
@@ -56,6 +55,12 @@ def load_trained(
         f"{path} holds no trained model: expected {ADAPTER_DIR}/adapter_config.json, "
         f"{FULL_MODEL_DIR}/config.json, or an adapter/model folder"
     )
+
+
+def _load_full_model(folder: Path) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """A whole model saved with `save_pretrained` (weights, config, tokenizer) in `folder`."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    return model.eval(), AutoTokenizer.from_pretrained(folder)
 
 
 def run_config(run: str | Path) -> DictConfig | None:
@@ -126,8 +131,7 @@ def _zero_shot_base(
         return None
     saved_base = run_dir / BASE_MODEL_DIR
     if (saved_base / "config.json").exists():
-        model = AutoModelForSeq2SeqLM.from_pretrained(saved_base, dtype=torch.float32)
-        return model.eval(), AutoTokenizer.from_pretrained(saved_base)
+        return _load_full_model(saved_base)
     spec: ModelSpec = instantiate(kosum_node(config, "model", str(config_file)))
     if spec.is_random_init:  # its weights were in base_model/: new random ones are not them
         return None

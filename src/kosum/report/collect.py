@@ -170,9 +170,10 @@ def _overridden_values(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _load_run(run_dir: Path, overridden_keys: Iterable[str]) -> Run:
+def _load_run(run_dir: Path, overridden_keys: Iterable[str], own: dict[str, Any]) -> Run:
     """One run; `overridden_keys` (overridden in any run) are read from its config unless it
-    overrode them itself, so runs that kept the default still have the setting."""
+    overrode them itself (`own`, its `_overridden_values`), so runs that kept the default still
+    have the setting."""
     try:
         record = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
     except ValueError as error:  # invalid JSON or UTF-8: name the file
@@ -184,7 +185,7 @@ def _load_run(run_dir: Path, overridden_keys: Iterable[str]) -> Run:
     settings: dict[str, Any] = {
         **{group: choices[group] for group in CHOICE_GROUPS if choices.get(group) is not None},
         **{key: _config_value(config, key) for key in (*CONFIG_KEYS, *overridden_keys)},
-        **_overridden_values(run_dir),
+        **own,
     }
     metrics = record.get("metrics") or {}
     return Run(
@@ -227,16 +228,21 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
         except UNREADABLE as error:
             errors[path] = error
     overridden = sorted({key for values in overridden_by.values() for key in values})
-    runs = [_load_or_mark(path, overridden, errors.get(path)) for path in run_dirs]
+    runs = [
+        _load_or_mark(path, overridden, overridden_by.get(path), errors.get(path))
+        for path in run_dirs
+    ]
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
 
 
-def _load_or_mark(path: Path, overridden: list[str], error: Exception | None) -> Run:
+def _load_or_mark(
+    path: Path, overridden: list[str], own: dict[str, Any] | None, error: Exception | None
+) -> Run:
     """`_load_run`, or an `unreadable` run naming what was wrong with its files."""
-    if error is None:
+    if own is not None:
         try:
-            return _load_run(path, overridden)
+            return _load_run(path, overridden, own)
         except UNREADABLE as caught:
             error = caught
     reason = f"{path}: {type(error).__name__}: {error}"

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
+from kosum.data.batching import LABEL_PAD
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import fast_generation, generate_ids
 from kosum.metrics import compute_rouge
@@ -77,7 +78,7 @@ class SummarizationModule(L.LightningModule):
             attention_mask=batch["attention_mask"],
             labels=batch["labels"],
         ).loss
-        real_tokens = int(batch["attention_mask"].sum() + (batch["labels"] != -100).sum())
+        real_tokens = int(batch["attention_mask"].sum() + (batch["labels"] != LABEL_PAD).sum())
         now = time.perf_counter()
         if self._step_started is not None:
             self.log("train/tokens_per_s", real_tokens / max(now - self._step_started, 1e-9))
@@ -136,7 +137,7 @@ class SummarizationModule(L.LightningModule):
                 attention_mask=batch["attention_mask"],
                 labels=batch["labels"],
             ).loss
-            tokens = int((batch["labels"] != -100).sum())  # what the model's mean is over
+            tokens = int((batch["labels"] != LABEL_PAD).sum())  # what the model's mean is over
             outputs.loss_sum += float(loss) * tokens
             outputs.loss_tokens += tokens
         outputs.indices.extend(batch["index"].tolist())

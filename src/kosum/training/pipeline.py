@@ -110,8 +110,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     for logger in loggers:  # logged once, beside the per-step and per-validation metrics
         logger.log_metrics({"peak_memory_mb": peak_memory_mb or 0.0}, step=trainer.global_step)
         logger.save()
-    if trained and best_val:  # the saved weights are the ones `val_rougeL` describes
-        _restore_best_weights(trainer, module)
+    if trained and best_val and not cfg.test:  # the test above loaded them already
+        _restore_best_weights(trainer, module)  # saved weights are the ones val_rougeL describes
     _save_trained_weights(model, tokenizer, run_dir, trained)
     if cfg.merge:
         merged = copy.deepcopy(model).merge_and_unload()
