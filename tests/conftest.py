@@ -33,6 +33,15 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def competition_csv(shared_data: Path) -> Path:
+    """The competition-style CSV of the real samples (kosum's machines and CI only)."""
+    path = shared_data / "competition_sample.csv"
+    if not path.is_file():
+        pytest.skip(f"real data not found at {path} (it exists on kosum's machines and CI only)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache (synthetic corpora, tokenizers, tokenised splits) for the whole session."""
     return tmp_path_factory.mktemp("kosum-cache")

@@ -94,7 +94,14 @@ def test_generate_samples_through_gumbel_and_leaves_deterministic_beams_alone(
     with fast_beam_sampling(model):
         assert torch.equal(model.generate(**inputs, **beam), stock_beam)
         runs = []
-        for _ in range(2):
-            torch.manual_seed(1)
-            runs.append(model.generate(**inputs, num_beams=4, max_length=8, do_sample=True))
+        for seed in (1, 1, *range(2, 8)):
+            torch.manual_seed(seed)
+            # temperature 3: this model's distributions are peaked enough that plain sampling
+            # draws the deterministic search's beams
+            runs.append(
+                model.generate(**inputs, num_beams=4, max_length=8, do_sample=True, temperature=3.0)
+            )
     assert torch.equal(runs[0], runs[1])  # seeded: reproducible
+    # and really sampled: other seeds draw other beams (not the deterministic search's)
+    assert any(not torch.equal(run, runs[0]) for run in runs[2:])
+    assert any(not torch.equal(run, stock_beam) for run in runs)

@@ -89,8 +89,10 @@ def test_real_samples_load_completely_with_ids_sets_and_doc_groups(samples: Path
     assert all(e.id.startswith(e.doc_id + "-") for e in result.examples)
 
 
-def test_normalisation_reproduces_the_competition_csv_on_all_samples(samples: Path):
-    with open(samples.parents[1] / "competition_sample.csv", encoding="utf-8", newline="") as f:
+def test_normalisation_reproduces_the_competition_csv_on_all_samples(
+    samples: Path, competition_csv: Path
+):
+    with open(competition_csv, encoding="utf-8", newline="") as f:
         expected = {row["id"]: (row["text"], row["summary"]) for row in csv.DictReader(f)}
     raw = {}
     for path in samples.glob("*.json"):

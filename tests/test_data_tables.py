@@ -17,8 +17,10 @@ def _write_csv(path: Path, text: str, bom: bool = False) -> Path:
     return path
 
 
-def test_competition_csv_equals_the_raw_json_after_normalisation(shared_data: Path):
-    table = TableSource(shared_data / "competition_sample.csv").load()
+def test_competition_csv_equals_the_raw_json_after_normalisation(
+    shared_data: Path, competition_csv: Path
+):
+    table = TableSource(competition_csv).load()
     raw = AihubSource(shared_data / "aihub582_sample").load()
     assert len(table.examples) == 350 and table.skipped == []
     assert {e.id: (e.text, e.summary) for e in table.examples} == {

@@ -69,6 +69,8 @@ METHODS: dict[str, PeftConfig | None] = {
     "ia3": IA3Config(task_type=TaskType.SEQ_2_SEQ_LM),
 }
 PREFIX_METHODS = ["prefix", "prefix_projection"]
+# kosum's T5 path (kosum.inference.t5_fast) covers these; prompt learning keeps the stock path.
+FAST_PATH_METHODS = ["base", "lora", "ia3"]
 
 
 def _build_base() -> T5ForConditionalGeneration:
@@ -210,6 +212,14 @@ def test_beam_scores_match_teacher_forcing(
     # length_penalty=1.0: the sequence score is the sum divided by the number of scored tokens.
     lengths = scored.sum(dim=-1).to(expected_sum.dtype)
     torch.testing.assert_close(out.sequences_scores * lengths, expected_sum, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_kosum_fast_variant_runs_kosums_path_where_it_applies(method: str) -> None:
+    """The `kosum_fast` cases above test kosum's T5 path, not a silent fallback to stock."""
+    settings = GenerationSettings(generate={"max_new_tokens": MAX_NEW_TOKENS})
+    with fast_generation(_build(method), settings) as active:
+        assert active == (method in FAST_PATH_METHODS)
 
 
 @pytest.mark.parametrize("method", PREFIX_METHODS)

@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
-from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+from peft import LoraConfig, PeftModel, PrefixTuningConfig, TaskType, get_peft_model
+from transformers import T5ForConditionalGeneration
 
-from kosum.cli.predict import prediction_settings, run_prediction
+from kosum.cli.predict import (
+    load_for_prediction,
+    prediction_settings,
+    resolve_device,
+    resolve_max_source_length,
+    run_prediction,
+)
+from kosum.cli.predict import merged as merged_model
 from kosum.data.aihub import AihubSource
 from kosum.data.synthetic import generate_corpus
 from kosum.errors import InputError
@@ -29,6 +38,7 @@ from kosum.inference.t5_fast import CrossAttentionKeepingCache
 from kosum.io import read_jsonl
 from kosum.models.tokenizer_training import train_bpe_tokenizer
 from kosum.models.trained import load_trained
+from kosum.text.sentences import first_sentence
 from tiny_models import tiny_t5
 
 SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "competition_sample.csv"
@@ -174,9 +184,41 @@ def test_read_inputs_rejects_ambiguous_input(tmp_path: Path, content: str, messa
         assert "'1' (lines [2, 4])" in str(error.value) and "'2' (lines [3, 6])" in str(error.value)
 
 
+def test_read_inputs_names_the_problem_with_the_file(tmp_path: Path):
+    with pytest.raises(InputError, match=r"input not found: .*missing\.csv"):
+        read_inputs(tmp_path / "missing.csv")
+    (tmp_path / "in.txt").write_text("id,text\n1,가\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"in.txt: unsupported input \(expected .csv, .jsonl"):
+        read_inputs(tmp_path / "in.txt")
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"id": 1, "text": "가"}\n{"id": 2, "text": \n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"in.jsonl:2: "):
+        read_inputs(jsonl)
+    (tmp_path / "empty_folder").mkdir()
+    with pytest.raises(InputError, match="empty_folder"):
+        read_inputs(tmp_path / "empty_folder")
+
+
+def test_read_inputs_aihub_zip_and_single_file(tmp_path: Path):
+    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=2, categories=["news_r"])
+    files = sorted(corpus.rglob("*.json"))
+    expected = {
+        json.loads(f.read_text(encoding="utf-8"))["Meta(Refine)"]["passage_id"] for f in files
+    }
+    archive = shutil.make_archive(str(tmp_path / "corpus"), "zip", corpus)
+    assert set(read_inputs(archive).ids) == expected
+    single = read_inputs(files[0])
+    assert single.ids == [
+        json.loads(files[0].read_text(encoding="utf-8"))["Meta(Refine)"]["passage_id"]
+    ]
+    assert single.texts[0]
+
+
 def test_read_inputs_aihub_folder(shared_data: Path):
-    documents = read_inputs(shared_data / "aihub582_sample")
-    assert len(documents.ids) == 350 and not documents.skipped and not documents.empty_ids
+    folder = shared_data / "aihub582_sample"
+    documents = read_inputs(folder)
+    assert sorted(documents.ids) == sorted(p.stem for p in folder.rglob("*.json"))
+    assert not documents.skipped and not documents.empty_ids
 
 
 def test_read_inputs_aihub_keeps_documents_without_a_summary(tmp_path: Path):
@@ -229,9 +271,11 @@ def test_batched_equals_one_at_a_time_greedy(lora_run: Path, texts: list[str]):
     assert all(one.summaries)
     assert len({s for s in one.summaries}) > 1  # the inputs really change the outputs
     assert [b.size for b in batched.batches] == [5, 3]
-    # every text of the corpus is longer than 64 tokens here: all truncated, and counted
-    assert batched.truncated == [i for i, n in enumerate(batched.input_tokens) if n > 64]
-    assert batched.truncated_count > 0
+    # input_tokens: the full lengths, before truncation; every corpus passage is longer than
+    # 64 tokens, so all are truncated, and counted
+    assert batched.input_tokens == [len(ids) for ids in tokenizer(sample)["input_ids"]]
+    assert min(batched.input_tokens) > 64
+    assert batched.truncated == list(range(len(sample))) and batched.truncated_count == 8
 
 
 def test_encoder_side_processors_see_the_inputs(lora_run: Path, texts: list[str]):
@@ -337,14 +381,56 @@ def test_predict_keeps_empty_rows_and_reports_truncation(
     assert timing[1] == {"id": "empty", "empty": True}
     assert timing[0]["truncated"] and not timing[2]["truncated"] and timing[2]["batch_seconds"] > 0
 
+    # Each row is the seed's loop on its own text: the run's prompt, truncated to the run's
+    # max_source_length, stock generate() with the run's decoding.
+    model, tokenizer = load_trained(lora_run)
+    for row in submission:
+        if row["id"] == "empty":
+            continue
+        text = dict(rows)[row["id"]]
+        inputs = tokenizer(
+            [f"요약: {text}"], return_tensors="pt", truncation=True, max_length=MAX_SOURCE_LENGTH
+        )
+        with torch.no_grad():
+            sequences = model.generate(**inputs, **GREEDY)
+        assert row["summary"] == tokenizer.decode(sequences[0], skip_special_tokens=True).strip()
+
+    record = json.loads((tmp_path / "predict-run" / "prediction.json").read_text("utf-8"))
+    assert record["rows"] == 4 and record["generated"] == 3
+    assert record["run"] == str(lora_run.resolve())
+    assert record["prompt"]["template"] == "요약: {text}"
+    assert record["generation"]["generate"] == GREEDY
+
 
 def test_merge_gives_the_same_outputs_for_lora_and_is_refused_for_prefix(
-    predict: Callable, lora_run: Path, prefix_run: Path, input_csv: Path, tmp_path: Path
+    predict: Callable,
+    compose_train: Callable,
+    lora_run: Path,
+    prefix_run: Path,
+    input_csv: Path,
+    tmp_path: Path,
 ):
     plain, merged = tmp_path / "plain.csv", tmp_path / "merged.csv"
     predict(f"run={lora_run}", f"input={input_csv}", f"output={plain}")
     predict(f"run={lora_run}", f"input={input_csv}", f"output={merged}", "merge=true")
     assert _read_submission(merged) == _read_submission(plain)
+    # merging really happened: a plain T5 whose weights carry the LoRA delta
+    cfg = compose_train(
+        tmp_path / "load",
+        f"run={lora_run}",
+        "input=x",
+        "output=y",
+        "merge=true",
+        config_name="predict",
+    )
+    model, _ = load_for_prediction(cfg)
+    assert not isinstance(model, PeftModel)
+    assert not any("lora_" in name for name, _ in model.named_parameters())
+    base = T5ForConditionalGeneration.from_pretrained(lora_run / "base_model")
+    query = "encoder.block.0.layer.0.SelfAttention.q.weight"
+    assert not torch.equal(model.state_dict()[query], base.state_dict()[query])
+    with pytest.raises(InputError, match="no adapter to merge"):
+        merged_model(base)
     with pytest.raises(InputError, match="LORA, IA3 adapters only; this adapter is PREFIX_TUNING"):
         predict(
             f"run={prefix_run}", f"input={input_csv}", f"output={tmp_path / 'p.csv'}", "merge=true"
@@ -352,11 +438,25 @@ def test_merge_gives_the_same_outputs_for_lora_and_is_refused_for_prefix(
     assert not (tmp_path / "p.csv").exists()
 
 
-def test_predict_refuses_ambiguous_model_choice(predict: Callable, input_csv: Path, tmp_path: Path):
+def test_predict_refuses_ambiguous_model_choice(
+    predict: Callable, lora_run: Path, input_csv: Path, tmp_path: Path
+):
+    output = f"output={tmp_path / 'o.csv'}"
     with pytest.raises(InputError, match="exactly one of run="):
+        predict(f"input={input_csv}", output, "prompt=none", "generation=greedy")
+    with pytest.raises(InputError, match="exactly one of run="):
+        predict(f"run={lora_run}", "model=lcw99_t5_large", f"input={input_csv}", output)
+    with pytest.raises(InputError, match="no-such-run"):
         predict(
-            f"input={input_csv}", f"output={tmp_path / 'o.csv'}", "prompt=none", "generation=greedy"
+            f"run={tmp_path / 'no-such-run'}",
+            f"input={input_csv}",
+            output,
+            "prompt=none",
+            "generation=greedy",
         )
+    with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
+        predict(f"run={lora_run}", f"input={input_csv}", output, "batch_size=0")
+    assert not (tmp_path / "o.csv").exists()
     with pytest.raises(InputError, match="random-init"):
         predict(
             "model=tiny_t5",
@@ -365,6 +465,76 @@ def test_predict_refuses_ambiguous_model_choice(predict: Callable, input_csv: Pa
             "prompt=none",
             "generation=greedy",
         )
+
+
+def test_max_source_length_and_device_resolution(
+    compose_train: Callable, lora_run: Path, tmp_path: Path
+):
+    _, tokenizer = load_trained(lora_run)
+    run = [f"run={lora_run}", "input=x.csv", "output=y.csv"]
+    cfg = compose_train(tmp_path / "a", *run, config_name="predict")
+    trained = OmegaConf.load(lora_run / "resolved_config.yaml")
+    assert resolve_max_source_length(cfg, trained, tokenizer) == MAX_SOURCE_LENGTH
+    chosen = compose_train(tmp_path / "b", *run, "max_source_length=50", config_name="predict")
+    assert resolve_max_source_length(chosen, trained, tokenizer) == 50
+    # no run setting: the tokenizer's own limit, unless it is transformers' "unset" (~1e30)
+    tokenizer.model_max_length = 512
+    assert resolve_max_source_length(cfg, None, tokenizer) == 512
+    tokenizer.model_max_length = int(1e30)
+    assert resolve_max_source_length(cfg, None, tokenizer) == 1024
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="device=cuda:0: no CUDA device is available"):
+            resolve_device("cuda:0")
+
+
+def test_sampled_prediction_is_reproducible_and_keeps_the_first_sentence(
+    predict: Callable, lora_run: Path, texts: list[str], tmp_path: Path
+):
+    """The seed preset through kosum-predict: same seed, same file; another seed, other draws;
+    each summary is the first sentence of what was drawn."""
+    source = _write_table(
+        tmp_path / "in.csv", ["id", "text"], [[f"d{i}", text] for i, text in enumerate(texts[:4])]
+    )
+    _, tokenizer = load_trained(lora_run)
+    period, space = tokenizer.convert_tokens_to_ids([".", "Ġ"])
+    outputs = {}
+    for name, seed, first_only in (
+        ("a", 1, True),
+        ("b", 1, True),
+        ("c", 2, True),
+        ("raw", 1, False),
+    ):
+        outputs[name] = tmp_path / f"{name}.csv"
+        predict(
+            f"run={lora_run}",
+            f"input={source}",
+            f"output={outputs[name]}",
+            "generation=seed",
+            "generation.generate.max_length=24",
+            "+generation.generate.suppress_tokens=[0]",
+            # an untrained model rarely ends a sentence: make periods likely
+            f"+generation.generate.sequence_bias=[[[{period}],1.0],[[{period},{space}],8.0]]",
+            f"generation.first_sentence={first_only}",
+            f"seed={seed}",
+        )
+    first, again, other, raw = (
+        [r["summary"] for r in _read_submission(outputs[name])] for name in ("a", "b", "c", "raw")
+    )
+    assert first == again and first != other
+    # the same draws, post-processed: the first sentence of each sampled summary
+    assert first == [first_sentence(summary) for summary in raw]
+    assert any(first_sentence(summary) != summary for summary in raw)  # some had a second one
+
+
+def test_input_of_empty_texts_only(predict: Callable, lora_run: Path, tmp_path: Path):
+    source = _write_table(tmp_path / "in.csv", ["id", "text"], [["a", " "], ["b", ""]])
+    output = tmp_path / "out.csv"
+    report = predict(f"run={lora_run}", f"input={source}", f"output={output}")
+    assert _read_submission(output) == [{"id": "a", "summary": ""}, {"id": "b", "summary": ""}]
+    assert report["generated"] == 0 and report["empty_text_ids"] == ["a", "b"]
 
 
 def test_cli_bad_input_exits_2_without_traceback(run_cli: Callable, lora_run: Path, tmp_path: Path):

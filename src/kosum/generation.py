@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from kosum.text.sentences import first_sentence
 
 
@@ -18,6 +20,12 @@ from kosum.text.sentences import first_sentence
 class GenerationSettings:
     generate: dict[str, Any] = field(default_factory=lambda: {"num_beams": 1, "max_length": 100})
     first_sentence: bool = False
+
+    def __post_init__(self) -> None:
+        # Hydra hands `generate` over as a DictConfig: generate() checks list arguments
+        # (`bad_words_ids`, `sequence_bias`, ...) with isinstance(list), which a ListConfig fails.
+        if isinstance(self.generate, DictConfig):
+            self.generate = OmegaConf.to_container(self.generate, resolve=True)
 
     def postprocess(self, text: str) -> str:
         text = text.strip()
