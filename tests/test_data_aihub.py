@@ -211,6 +211,10 @@ def test_category_set_and_summary_field_filters(corpus: Path):
 
     only_20per = AihubSource(corpus, set="20per").load()
     assert only_20per.by_set() == {"20per": 60}
+    # `~` does not parse in a Hydra override (data.set=2-3sent): the folder spellings work too
+    for spelling in ("2~3sent", "2-3sent", "2_3SENT"):
+        source = AihubSource(corpus, set=spelling)
+        assert source.set == "2~3sent" and source.load().by_set() == {"2~3sent": 60}
 
     extractive = AihubSource(corpus, set="20per", summary_field="summary3").load()
     assert len(extractive.examples) == 60

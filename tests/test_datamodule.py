@@ -288,6 +288,28 @@ def test_empty_split_is_an_error_naming_it(tokenizer, tmp_path):
     assert not list((tmp_path / "cache").rglob("summary.json"))
 
 
+def test_whole_source_as_test_evaluates_every_example_in_order(tokenizer, tmp_path):
+    """kosum-eval split=all: a two-row file (too small to split) is one test set, in order,
+    cached apart from the split corpus."""
+    table = tmp_path / "two.csv"
+    with table.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "summary"])
+        writer.writerows([["b", "두 번째 본문.", "둘 요약"], ["a", "첫 번째 본문.", "첫 요약"]])
+    whole = _datamodule(TableSource(table), tokenizer, tmp_path / "c", whole_source_as_test=True)
+    whole.setup()
+    assert whole.splits["test"].ids == ["b", "a"]
+    assert whole.splits["test"].references == ["둘 요약", "첫 요약"]
+    assert len(whole.splits["train"]) == len(whole.splits["val"]) == 0
+    assert whole.data_summary["examples"] == {"train": 0, "val": 0, "test": 2}
+    split = _datamodule(TableSource(table), tokenizer, tmp_path / "c")
+    assert split.corpus_key() != whole.corpus_key()
+    again = _datamodule(TableSource(table), tokenizer, tmp_path / "c", whole_source_as_test=True)
+    again.setup()
+    assert again.data_summary["cache"] == "hit" and again.splits["test"].ids == ["b", "a"]
+    assert len(whole.test_dataloader()) == 1
+
+
 def test_max_eval_examples_is_a_stable_subset_spread_over_categories(tokenizer, tmp_path):
     corpus = generate_corpus(tmp_path / "corpus", docs_per_category=80)  # files by category
     full = _datamodule(AihubSource(corpus), tokenizer, tmp_path / "full").examples()

@@ -53,17 +53,26 @@ def test_eval_reproduces_the_training_test_and_takes_other_data(run_cli, tmp_pat
         f"run={run_dir}",
         "data=table",
         f"data.path={table}",
-        "data.val_fraction=0.3",
-        "data.test_fraction=0.3",
+        "split=all",  # the whole file, not the slice a training split would hold out
         f"hydra.run.dir={other_dir}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     other = json.loads((other_dir / "results.json").read_text(encoding="utf-8"))
-    assert other["config"]["data"]["path"] == str(table)
-    assert {r["id"] for r in read_jsonl(other_dir / "predictions.jsonl")} <= {
+    assert other["config"]["data"]["path"] == str(table) and other["split"] == "all"
+    assert [r["id"] for r in read_jsonl(other_dir / "predictions.jsonl")] == [
         f"doc{i}" for i in range(12)
-    }
+    ]
     assert 0.0 <= other["metrics"]["rougeL"] <= 1.0
+
+    # The adapter folder alone: data, prompt and decoding come from the run around it.
+    adapter_dir = tmp_path / "eval-adapter"
+    result = run_cli(
+        "kosum.cli.evaluate", f"run={run_dir / 'adapter'}", f"hydra.run.dir={adapter_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_jsonl(adapter_dir / "predictions.jsonl") == read_jsonl(
+        run_dir / "predictions.jsonl"
+    )
 
 
 def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
@@ -179,3 +188,23 @@ def test_a_run_folder_without_decoding_settings_asks_for_them(tmp_path: Path):
     cfg = OmegaConf.create({"run": str(run_dir), "data": {}, "prompt": None, "generation": None})
     with pytest.raises(ValueError, match=r"to take \['generation'\] from"):
         evaluation_config(cfg)
+
+
+def test_eval_split_choices_and_run_config_of_an_adapter_folder(tmp_path: Path):
+    run_dir = _run_folder_with(
+        tmp_path,
+        prompt={"template": "{text}"},
+        generation={"_target_": "kosum.generation.GenerationSettings"},
+        data={"loader": {"_target_": "kosum.data.datamodule.SummarizationDataModule"}},
+    )
+    (run_dir / "adapter").mkdir()
+    base = {"prompt": None, "generation": None, "data": None}
+    cfg = evaluation_config(
+        OmegaConf.create({**base, "run": str(run_dir / "adapter"), "split": "all"})
+    )
+    assert cfg.prompt.template == "{text}"  # from the run around the adapter folder
+    assert cfg.data.loader.whole_source_as_test is True
+    cfg = evaluation_config(OmegaConf.create({**base, "run": str(run_dir), "split": "test"}))
+    assert "whole_source_as_test" not in cfg.data.loader
+    with pytest.raises(ValueError, match="split='train': choose one of test, val, all"):
+        evaluation_config(OmegaConf.create({**base, "run": str(run_dir), "split": "train"}))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kosum.data.aihub import CATEGORIES, SETS, SUMMARY_FIELDS, AihubSource
+from kosum.data.aihub import CATEGORIES, SUMMARY_FIELDS, AihubSource, canonical_set
 from kosum.data.example import LoadResult
 from kosum.data.synthetic import generate_corpus
 from kosum.data.tables import TABLE_SUFFIXES, TableSource
@@ -35,6 +35,13 @@ _SKIPPED_SHOWN = 50
 
 def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _set_name(value: str) -> str:
+    try:
+        return canonical_set(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--categories", type=_names, default=None, help="comma-separated (default: all ten)"
     )
-    stats.add_argument("--set", default="both", choices=(*SETS, "both"))
+    stats.add_argument(
+        "--set", default="both", type=_set_name, help="2~3sent (or 2-3sent), 20per or both"
+    )
     stats.add_argument("--summary-field", default="summary1", choices=SUMMARY_FIELDS)
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.set_defaults(func=_stats)

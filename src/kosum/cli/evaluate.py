@@ -1,7 +1,7 @@
 """`kosum-eval`: the training run's evaluation on a saved run/adapter and a data set, no training.
 
 kosum-eval run=outputs/train/runs/<time>
-kosum-eval run=<dir> data=table data.path=test.csv generation=seed
+kosum-eval run=<dir> data=table data.path=test.csv generation=seed split=all
 
 A missing run or data set, or an impossible choice, exits with status 2 and one line on stderr;
 results.json records the failure with its traceback.
@@ -21,39 +21,44 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
-from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained
+from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import build_datamodule, write_predictions
 from kosum.training.run_record import git_commit, library_versions, record_failures, write_results
 
 register_resolvers()
 OVERRIDABLE = ("data", "prompt", "generation")
+# test/val: that split of the data, as training made it; all: every example of the data.
+SPLITS = ("test", "val", "all")
 
 
 def evaluation_config(cfg: DictConfig) -> DictConfig:
-    """`cfg` with data/prompt/generation taken from the trained run unless chosen here."""
+    """`cfg` with data/prompt/generation taken from the trained run unless chosen here (for an
+    adapter/model folder, from the run directory that holds it)."""
     run = Path(cfg.run)
-    trained_config = run / RUN_CONFIG
     merged = OmegaConf.to_container(cfg, resolve=True)
-    if trained_config.exists():
-        trained = OmegaConf.load(trained_config)
+    trained = run_config(run)  # the run's, also for an adapter/ or model/ folder inside it
+    if trained is not None:
         for key in OVERRIDABLE:
             if merged.get(key) is None and trained.get(key) is not None:
-                merged[key] = kosum_node(trained, key, str(trained_config))
+                merged[key] = kosum_node(trained, key, f"{run}: {RUN_CONFIG}")
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
         raise ValueError(
             f"{run} has no {RUN_CONFIG} to take {missing} from: choose them on the "
             f"command line, e.g. data=table data.path=test.csv prompt=none generation=greedy"
         )
+    if merged["split"] not in SPLITS:
+        raise ValueError(f"split={merged['split']!r}: choose one of {', '.join(SPLITS)}")
+    if merged["split"] == "all":  # every example of the data set, none held out for training
+        merged["data"]["loader"]["whole_source_as_test"] = True
     return OmegaConf.create(merged)
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     cfg = evaluation_config(cfg)
-    if cfg.split not in ("val", "test"):
-        raise ValueError(f"split={cfg.split!r}: choose val or test")
+    stage = "val" if cfg.split == "val" else "test"  # split=all evaluates as the test stage
     L.seed_everything(cfg.seed, workers=True)
     model, tokenizer = load_trained(cfg.run, cfg.base_model)
     datamodule = build_datamodule(cfg)
@@ -63,18 +68,18 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         model, tokenizer, optimizer=None, scheduler=None, generation=instantiate(cfg.generation)
     )
     trainer: L.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
-    if cfg.split == "test":
+    if stage == "test":
         trainer.test(module, datamodule=datamodule)
     else:
         trainer.validate(module, datamodule=datamodule)
     out_dir = Path(cfg.paths.output_dir)
-    write_predictions(out_dir, module, datamodule, cfg.split)
+    write_predictions(out_dir, module, datamodule, stage)
     record = {
         "status": "completed",
         "evaluated_run": str(Path(cfg.run).resolve()),
         "split": cfg.split,
         "seed": cfg.seed,
-        "metrics": module.last_eval_metrics[cfg.split],
+        "metrics": module.last_eval_metrics[stage],
         "wall_time_s": time.perf_counter() - started,
         "data": datamodule.data_summary,
         "versions": library_versions(),

@@ -103,13 +103,27 @@ class _BadDocument(Exception):
     """A file that cannot be used; the message is the skip reason."""
 
 
+def canonical_set(name: str) -> str:
+    """ "2~3sent", "20per" or "both" for `name`, which may also spell the first "2-3sent" or
+    "2_3sent" as folder names do (and as a Hydra override must: `~` does not parse there)."""
+    for canonical, pattern in _SET_PATTERNS:
+        if pattern.fullmatch(name):
+            return canonical
+    if name != "both":
+        raise ValueError(
+            f"set must be one of {(*SETS, 'both')} (or 2-3sent / 2_3sent), got {name!r}"
+        )
+    return name
+
+
 class AihubSource:
     """AI-Hub 582 JSON files below one or more folders / zip files, as an `ExampleSource`.
 
     `categories`: None, "all" or a list of the ten category names (a comma-separated string is
-    accepted too). `set`: "2~3sent", "20per" or "both"; files whose path names no set are only
-    loaded with "both". `summary_field`: which Annotation field is the target;
-    `require_summary=False` (inference inputs) loads a document without one, with summary "".
+    accepted too). `set`: "2~3sent" (or "2-3sent", "2_3sent"), "20per" or "both"; files whose
+    path names no set are only loaded with "both". `summary_field`: which Annotation field is
+    the target; `require_summary=False` (inference inputs) loads a document without one, with
+    summary "".
     Caps apply in the deterministic (sorted path) order and count loaded documents, not files.
     """
 
@@ -137,8 +151,7 @@ class AihubSource:
             raise ValueError(
                 f"summary_field must be one of {SUMMARY_FIELDS}, got {summary_field!r}"
             )
-        if set not in (*SETS, "both"):
-            raise ValueError(f"set must be one of {(*SETS, 'both')}, got {set!r}")
+        set = canonical_set(set)
         for name, cap in (("max_docs", max_docs), ("max_docs_per_category", max_docs_per_category)):
             if cap is not None and cap < 1:
                 raise ValueError(f"{name} must be a positive integer or None, got {cap}")

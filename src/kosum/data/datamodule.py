@@ -69,6 +69,7 @@ class SummarizationDataModule(L.LightningDataModule):
         group_by_length: bool = True,
         cache_dir: str | Path = ".cache/kosum",
         seed: int = 0,
+        whole_source_as_test: bool = False,
     ) -> None:
         super().__init__()
         self.source = source
@@ -89,6 +90,8 @@ class SummarizationDataModule(L.LightningDataModule):
         self.group_by_length = group_by_length
         self.cache_dir = Path(cache_dir)
         self.seed = seed
+        # Evaluation of a whole file (kosum-eval split=all): no split, every example is "test".
+        self.whole_source_as_test = whole_source_as_test
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self._resume_state: dict[str, int] | None = None
         self.splits: dict[str, TokenizedSplit] = {}
@@ -105,7 +108,8 @@ class SummarizationDataModule(L.LightningDataModule):
         run asks for it twice (tokenizer cache, then dataset cache).
         """
         if self._corpus_key is None:
-            payload = json.dumps([self.source.fingerprint(), self.split_options], sort_keys=True)
+            split: Any = "whole source as test" if self.whole_source_as_test else self.split_options
+            payload = json.dumps([self.source.fingerprint(), split], sort_keys=True)
             self._corpus_key = hashlib.sha256(payload.encode()).hexdigest()[:16]
         return self._corpus_key
 
@@ -115,7 +119,11 @@ class SummarizationDataModule(L.LightningDataModule):
             self._load_result = self.source.load()
             if self._load_result.skipped:
                 log.warning(self._load_result.skip_summary())
-            self._examples = split_examples(self._load_result.examples, **self.split_options)
+            if self.whole_source_as_test:
+                self._examples = {name: [] for name in SPLITS}
+                self._examples["test"] = list(self._load_result.examples)
+            else:
+                self._examples = split_examples(self._load_result.examples, **self.split_options)
             if self.max_eval_examples is not None:
                 for name in ("val", "test"):
                     self._examples[name] = _stable_subset(
@@ -172,7 +180,8 @@ class SummarizationDataModule(L.LightningDataModule):
             )
             return
         examples = self.examples()
-        empty = [name for name in SPLITS if not examples[name]]
+        needed = ("test",) if self.whole_source_as_test else SPLITS
+        empty = [name for name in needed if not examples[name]]
         if empty:
             sizes = ", ".join(f"{name} {len(examples[name])}" for name in SPLITS)
             raise ValueError(
