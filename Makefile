@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 PYTEST_MARKERS ?= $(if $(CI),,not slow)
 DEMO_OUT ?= outputs/demo
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all lint format clean
 
 install: $(STAMP)
 

@@ -282,6 +282,7 @@ def test_optuna_study_resumes_from_sqlite(run_cli, tmp_path: Path) -> None:
         "hydra.sweeper.study_name=resume",
         "trainer.max_epochs=1",
         "test=false",
+        "peft.r=choice(3, 5)",  # a sweep override replaces that parameter's search space
     ]
     for session, n_trials in (("first", 2), ("second", 1)):
         result = run_cli(
@@ -302,7 +303,8 @@ def test_optuna_study_resumes_from_sqlite(run_cli, tmp_path: Path) -> None:
     assert [trial.value for trial in trials] == [
         _results(run_dir)["metrics"]["val_rougeL"] for run_dir in run_dirs
     ]
-    assert {trial.params["peft.r"] for trial in trials} <= {2, 4, 8}
+    assert {trial.params["peft.r"] for trial in trials} <= {3, 5}
+    assert {_results(d)["config"]["peft"]["r"] for d in run_dirs} <= {3, 5}
 
 
 @pytest.mark.parametrize(
