@@ -179,7 +179,71 @@ def test_paired_test_against_reference_method(lora_vs_prefix: Path) -> None:
     assert test.reference.method == "lora" and test.config.method == "prefix"
     assert test.result["n"] == 4
     assert test.result["mean_diff"] == pytest.approx(-0.5)  # half the examples scored 0
+    # two differing examples of four: the sign-flip test finds p = 1/2 (±1 ±1 over four);
+    # the paired bootstrap's p would be its minimum, as no resample reaches |Δ| from Δ
+    assert test.result["method"] == "paired_permutation"
+    assert test.result["p_value"] == pytest.approx(0.5, abs=0.1)
     assert paired_tests(comparison, "full") == []
+
+
+def test_a_single_example_is_not_significant(make_run: MakeRun, tmp_path: Path) -> None:
+    for name, method in (("0", "lora"), ("1", "prefix")):
+        run_dir = make_run(name, method, 1)
+        rows = (run_dir / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+        (run_dir / "predictions.jsonl").write_text(rows[0 if method == "lora" else 1] + "\n")
+    (tmp_path / "sweep" / "1" / "predictions.jsonl").write_text(
+        json.dumps({"id": "a1", "prediction": "", "reference": EXAMPLES[0][2]}) + "\n"
+    )
+    [comparison] = compare(load_runs([tmp_path / "sweep"]))
+    [test] = paired_tests(comparison, "lora", n_resamples=200)
+    assert test.result["n"] == 1 and test.result["mean_diff"] == pytest.approx(-1.0)
+    assert test.result["p_value"] == 1.0
+
+
+def test_a_seed_run_twice_counts_once(lora_vs_prefix: Path, make_run: MakeRun, tmp_path):
+    """A copied or re-run seed is not replication: the newest results.json is kept, the other
+    named in the report."""
+    again = make_run("again", "lora", 2, 0.50, perfect=("a1", "a2", "b1", "b2"))
+    [comparison] = compare(load_runs([lora_vs_prefix]))
+    lora = comparison.configs[0]
+    assert lora.seeds == [1, 2, 3] and [run.path for run in lora.repeated] == [
+        (lora_vs_prefix / "1").resolve()
+    ]
+    assert lora.metric("rougeL").mean == pytest.approx((0.30 + 0.50 + 0.34) / 3)
+    markdown = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=50).markdown
+    text = markdown.read_text(encoding="utf-8")
+    assert "**Left out**" in text and f"{(lora_vs_prefix / '1').resolve()}` (seed 2)" in text
+    assert again.exists()
+
+
+def test_partial_seeds_are_marked(lora_vs_prefix: Path, tmp_path: Path) -> None:
+    """A metric one seed lacks, or seeds without predictions, show how many seeds a number
+    covers; a kosum-eval folder among the runs is left out; odd error values do not crash."""
+    record_path = lora_vs_prefix / "4" / "results.json"  # prefix, seed 2
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    del record["metrics"]["rougeL"]
+    write_json(record_path, record)
+    (lora_vs_prefix / "5" / "predictions.jsonl").unlink()  # prefix, seed 3
+    write_json(
+        lora_vs_prefix / "eval" / "results.json",
+        {"status": "completed", "seed": 42, "evaluated_run": "x", "metrics": {"rougeL": 0.9}},
+    )
+    failed = lora_vs_prefix / "6" / "results.json"
+    write_json(failed, {**json.loads(failed.read_text(encoding="utf-8")), "error": {"type": "X"}})
+    files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=50)
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert "7 runs, 6 completed, 1 failed" in markdown  # not the kosum-eval folder
+    assert "| prefix | 1, 2, 3 |" in markdown and "(n=2)" in markdown
+    assert "| 2/3 vs 3/3 |" in markdown  # prefix seeds with predictions vs lora's
+    assert "{'type': 'X'}" in markdown
+
+
+def test_dict_valued_settings_group_runs(make_run: MakeRun, tmp_path: Path) -> None:
+    for seed in (1, 2):
+        make_run(f"{seed}", "lora", seed, overrides=["+generation.extra={num_beams:4}"])
+    make_run("3", "lora", 1, overrides=["+generation.extra={num_beams:8}"])
+    [comparison] = compare(load_runs([tmp_path / "sweep"]))
+    assert [config.seeds for config in comparison.configs] == [[1, 2], [1]]
 
 
 def test_reference_method_choice() -> None:

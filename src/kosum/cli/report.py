@@ -36,9 +36,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "method alphabetically)",
     )
     parser.add_argument(
-        "--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)"
+        "--resamples", type=int, default=1000, help="resamples of the paired tests (default 1000)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed of the paired tests (default 0)"
+    )
     return parser.parse_args(argv)
 
 

@@ -10,8 +10,13 @@
 - Paired significance against a reference configuration (the best one of the reference method
   in the comparison): per-example test ROUGE-L from predictions.jsonl (kosum.metrics, Mecab
   morphemes), averaged over each configuration's seeds, matched by example id, tested with the
-  paired bootstrap (`kosum.metrics.paired_bootstrap`, two-sided). No multiple-comparison
-  correction is applied.
+  paired permutation (sign-flip) test (`kosum.metrics.paired_permutation`, two-sided; its 95%
+  interval of the difference is the paired bootstrap's). Not the paired bootstrap's p-value:
+  with few examples, or differences of one sign, no bootstrap resample lands |observed| away
+  from the observed mean and it reports the smallest p possible (one example: p ≈ 0.001). No
+  multiple-comparison correction is applied.
+- One run per (configuration, seed): a seed found twice (a sweep run again, a copied folder)
+  would pass for replication; the newest run is kept and the others are reported.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 from scipy import stats
 
 from kosum.io import parse_jsonl
-from kosum.metrics import paired_bootstrap, rouge_per_example
+from kosum.metrics import paired_permutation, rouge_per_example
 from kosum.report.collect import Run, setting_keys
 from kosum.report.labels import config_label, format_value
 
@@ -134,6 +139,8 @@ class Config:
     method: str
     settings: tuple[Setting, ...]
     runs: list[Run] = field(default_factory=list)
+    # Runs of a seed already in `runs` (older results.json), left out of every statistic.
+    repeated: list[Run] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -155,6 +162,11 @@ class Config:
     @cached_property
     def _per_run_examples(self) -> list[dict[str, tuple[float, str | None]]]:
         return [scores for scores in map(_example_scores, (r.path for r in self.runs)) if scores]
+
+    @property
+    def seeds_with_predictions(self) -> int:
+        """How many of the runs have test predictions (the paired test averages over these)."""
+        return len(self._per_run_examples)
 
     @cached_property
     def example_scores(self) -> dict[str, float]:
@@ -188,7 +200,7 @@ class Config:
 @dataclass(frozen=True)
 class PairedTest:
     """`config` against `reference` on their common test examples (`result` from
-    `paired_bootstrap`, a = config, b = reference), or why there is none (`note`)."""
+    `paired_permutation`, a = config, b = reference), or why there is none (`note`)."""
 
     config: Config
     reference: Config
@@ -240,7 +252,7 @@ def compare(runs: Sequence[Run]) -> list[Comparison]:
         Comparison(
             data,
             [
-                Config(method, settings, sorted(members, key=lambda run: _sort_value(run.seed)))
+                _config(method, settings, members)
                 for (method, settings), members in sorted(
                     configs.items(), key=lambda item: (item[0][0], _settings_sort_key(item[0][1]))
                 )
@@ -248,6 +260,36 @@ def compare(runs: Sequence[Run]) -> list[Comparison]:
         )
         for data, configs in sorted(grouped.items(), key=lambda item: _settings_sort_key(item[0]))
     ]
+
+
+def _config(method: str, settings: tuple[Setting, ...], runs: list[Run]) -> Config:
+    """The configuration of `runs`, one run per seed (the newest `results.json`): a seed run
+    twice is one observation, not two (it would shrink the std and the interval)."""
+    by_seed: dict[Any, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_seed[run.seed].append(run)
+    kept, repeated = [], []
+    for seed, same_seed in by_seed.items():
+        newest = max(same_seed, key=_results_mtime)
+        kept.append(newest)
+        repeated += [run for run in same_seed if run is not newest]
+        if len(same_seed) > 1:
+            log.warning(
+                "seed %s of %s was run %d times: kept %s, left out %s",
+                seed,
+                config_label([("method", method), *settings]),
+                len(same_seed),
+                newest.path,
+                ", ".join(str(run.path) for run in same_seed if run is not newest),
+            )
+    return Config(method, settings, sorted(kept, key=lambda run: _sort_value(run.seed)), repeated)
+
+
+def _results_mtime(run: Run) -> float:
+    try:
+        return (run.path / "results.json").stat().st_mtime
+    except OSError:
+        return -math.inf
 
 
 def reference_method(methods: Iterable[str], preferred: str | None = None) -> str | None:
@@ -277,7 +319,7 @@ def paired_tests(
         if not common:
             tests.append(PairedTest(config, reference, note="no common test predictions"))
             continue
-        result = paired_bootstrap(
+        result = paired_permutation(
             [config.example_scores[example] for example in common],
             [reference.example_scores[example] for example in common],
             n_resamples=n_resamples,

@@ -64,14 +64,16 @@ class ReportFiles:
     figures: list[Path]
 
 
-def _rouge_cell(summary: Summary) -> str:
+def _rouge_cell(summary: Summary, seeds: int | None = None) -> str:
+    """mean ± std [interval]; `(n=k)` when only k of the configuration's `seeds` runs have it."""
     if not summary.n:
         return "—"
+    partial = "" if seeds is None or summary.n >= seeds else f" (n={summary.n})"
     if summary.n < 2:
-        return f"{100 * summary.mean:.2f}"
+        return f"{100 * summary.mean:.2f}{partial}"
     return (
         f"{100 * summary.mean:.2f} ± {100 * summary.std:.2f} "
-        f"[{100 * summary.ci_low:.2f}, {100 * summary.ci_high:.2f}]"
+        f"[{100 * summary.ci_low:.2f}, {100 * summary.ci_high:.2f}]{partial}"
     )
 
 
@@ -96,8 +98,10 @@ def _configs_table(comparison: Comparison) -> Table:
         [
             config.label,
             ", ".join(str(seed) for seed in config.seeds),
-            *(_rouge_cell(config.metric(key)) for key in ("rouge1", "rouge2", "rougeL")),
-            _rouge_cell(config.metric("val_rougeL")),
+            *(
+                _rouge_cell(config.metric(key), len(config.runs))
+                for key in ("rouge1", "rouge2", "rougeL", "val_rougeL")
+            ),
             _params_cell(config),
             _time_cell(config.cost("wall_time_s")),
         ]
@@ -124,8 +128,12 @@ def _significance_blocks(tests: list[PairedTest], reference: str, n_resamples: i
         return [heading, Paragraph(f"No completed `{reference}` configuration to compare with.")]
     rows = []
     for test in tests:
+        seeds = (
+            f"{test.config.seeds_with_predictions}/{len(test.config.runs)} vs "
+            f"{test.reference.seeds_with_predictions}/{len(test.reference.runs)}"
+        )
         if test.result is None:
-            rows.append([test.config.label, "—", "—", "—", "0", test.note or ""])
+            rows.append([test.config.label, "—", "—", "—", "0", seeds, test.note or ""])
             continue
         low, high = test.result["ci95"]
         p_value = test.result["p_value"]
@@ -136,6 +144,7 @@ def _significance_blocks(tests: list[PairedTest], reference: str, n_resamples: i
                 f"[{100 * low:+.2f}, {100 * high:+.2f}]",
                 f"{p_value:.3g}",
                 str(test.result["n"]),
+                seeds,
                 "yes" if p_value < SIGNIFICANCE_LEVEL else "no",
             ]
         )
@@ -143,8 +152,13 @@ def _significance_blocks(tests: list[PairedTest], reference: str, n_resamples: i
         heading,
         Paragraph(
             f"Reference: **{tests[0].reference.label}**. Δ = configuration − reference, in test "
-            f"ROUGE-L ×100; paired bootstrap ({n_resamples} resamples) over test examples of "
-            "per-example ROUGE-L averaged over seeds."
+            f"ROUGE-L ×100 over the common test examples of per-example ROUGE-L averaged over "
+            f"the seeds with predictions (the `seeds` column: with predictions / runs); p from "
+            f"a paired permutation (sign-flip) test, 95% CI of Δ from the paired bootstrap "
+            f"({n_resamples} resamples each). The test covers the sampling of test examples, "
+            "not training variance between seeds: with one seed a small p says nothing about "
+            "how another seed would do. The reference is chosen by its test ROUGE-L, which "
+            "favours it against the other configurations of its own method."
         ),
         Table(
             [
@@ -153,6 +167,7 @@ def _significance_blocks(tests: list[PairedTest], reference: str, n_resamples: i
                 "95% CI of Δ",
                 "p-value",
                 "examples",
+                "seeds",
                 f"p < {SIGNIFICANCE_LEVEL}",
             ],
             rows,
@@ -188,6 +203,15 @@ def _comparison_blocks(
     comparison: Comparison, reference: str | None, n_resamples: int, seed: int
 ) -> list[Block]:
     blocks: list[Block] = [Heading(f"Comparison: {comparison.title}"), _configs_table(comparison)]
+    repeated = [run for config in comparison.configs for run in config.repeated]
+    if repeated:
+        blocks.append(
+            Paragraph(
+                "**Left out**, a seed already counted (the newest results.json is kept): "
+                + ", ".join(f"`{run.path}` (seed {run.seed})" for run in repeated)
+                + "."
+            )
+        )
     best = comparison.best()
     if best is not None:
         blocks.append(
@@ -213,7 +237,7 @@ def _failed_blocks(runs: Sequence[Run], root: Path) -> list[Block]:
             run.method or "—",
             "—" if run.seed is None else str(run.seed),
             " ".join(run.overrides),
-            (run.error or run.status).splitlines()[0][:MAX_ERROR_CHARS],
+            (str(run.error or run.status).splitlines() or [""])[0][:MAX_ERROR_CHARS],
         ]
         for run in failed
     ]
@@ -241,8 +265,8 @@ def _overview(
                 "ROUGE: F1 ×100 on the test split (Mecab morphemes, kosum.metrics), "
                 f"mean ± sample std over seeds [{100 * CONFIDENCE:.0f}% Student-t interval of the "
                 "mean over seeds]; val ROUGE-L is the best validation ROUGE-L of each run.",
-                "Paired significance: paired bootstrap over test examples (kosum.metrics), no "
-                "multiple-comparison correction.",
+                "Paired significance: paired permutation (sign-flip) test over test examples "
+                "(kosum.metrics), no multiple-comparison correction.",
             ]
         ),
     ]

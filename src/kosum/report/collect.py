@@ -127,8 +127,11 @@ def find_run_dirs(roots: Iterable[str | Path]) -> list[Path]:
 
 
 def _hashable(value: Any) -> Any:
+    """`value` usable as a set member / dict key: lists as tuples, mappings as sorted items."""
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(item) for item in value)
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(key), _hashable(item)) for key, item in value.items()))
     return value
 
 
@@ -180,6 +183,8 @@ def _load_run(run_dir: Path, overridden_keys: Iterable[str], own: dict[str, Any]
         raise ValueError(f"{RESULTS_FILE}: {error}") from None
     if not isinstance(record, dict):
         raise TypeError(f"{RESULTS_FILE}: not a JSON object")
+    if "evaluated_run" in record:  # a kosum-eval record: an evaluation, not a training run
+        raise NotATrainingRun(f"{run_dir} is a kosum-eval output of {record['evaluated_run']}")
     config = _config_source(run_dir, record)
     choices = _group_choices(run_dir)
     settings: dict[str, Any] = {
@@ -197,7 +202,7 @@ def _load_run(run_dir: Path, overridden_keys: Iterable[str], own: dict[str, Any]
         metrics={key: float(value) for key, value in metrics.items() if value is not None},
         costs={key: record[key] for key in COST_KEYS if record.get(key) is not None},
         overrides=tuple(_overrides(run_dir)),
-        error=record.get("error"),
+        error=None if record.get("error") is None else str(record["error"]),
     )
 
 
@@ -215,6 +220,10 @@ UNREADABLE = (
 )
 
 
+class NotATrainingRun(Exception):
+    """A results.json that is not a training run's (kosum-eval writes one too)."""
+
+
 def load_runs(roots: Iterable[str | Path]) -> list[Run]:
     """Every run under `roots` (see `find_run_dirs`), flattened. A run whose files cannot be
     read (a cut-short `results.json`, a damaged `.hydra/` file) is kept with status
@@ -228,10 +237,12 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
         except UNREADABLE as error:
             errors[path] = error
     overridden = sorted({key for values in overridden_by.values() for key in values})
-    runs = [
-        _load_or_mark(path, overridden, overridden_by.get(path), errors.get(path))
-        for path in run_dirs
-    ]
+    runs = []
+    for path in run_dirs:
+        try:
+            runs.append(_load_or_mark(path, overridden, overridden_by.get(path), errors.get(path)))
+        except NotATrainingRun as skipped:
+            log.info("left out: %s", skipped)
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
 
