@@ -80,7 +80,9 @@ def test_method_trains_and_reports_parameters(name: str, tmp_path: Path):
             counts["trainable_params"] / counts["total_params"]
         )
     batch = _batch()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-2)
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.AdamW(trainable.values(), lr=3e-2)
+    reached = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in trainable.items()}
     model.train()
     losses = []
     for _ in range(25):
@@ -88,8 +90,15 @@ def test_method_trains_and_reports_parameters(name: str, tmp_path: Path):
         losses.append(loss.item())
         optimizer.zero_grad()
         loss.backward()
+        for n, p in trainable.items():
+            reached[n] |= p.grad is not None and p.grad != 0
         optimizer.step()
     assert losses[-1] < 0.9 * losses[0], losses
+    if name in ("lora", "ia3", "prompt"):
+        # every counted parameter trains (PEFT's seq2seq prompt tuning would count a decoder
+        # half no forward uses; prefix tuning's unused slots are in
+        # docs/methods-prefix-generation.md)
+        assert sum(int(r.sum()) for r in reached.values()) == counts["trainable_params"]
 
 
 @pytest.mark.parametrize("name", [m for m in METHODS if m not in ("full", "none")])
@@ -196,14 +205,41 @@ def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
         (["+generation.generate.num_beam=4"], r"unknown generate\(\) argument\(s\) \['num_beam'\]"),
         (["optimized_metric=val_rougeLL"], r"\['val_rougeLL'\] not among the recorded metrics"),
         (["optimized_metric=rougeL", "test=false"], "test metrics need test=true"),
+        (["scheduler.name=cosin"], "scheduler.name='cosin': not a transformers schedule"),
+        (["+trainer.limit_val_batches=0"], "limit_val_batches=0: kosum keeps the best"),
+        (
+            ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=3"],
+            "check_val_every_n_epoch=3 with trainer.max_epochs=2: the run would never validate",
+        ),
+        (["peft=none", "resume=auto"], r"zero-shot run \(peft=none\)"),
+        (["ckpt_path=/no/such/last.ckpt"], "ckpt_path=/no/such/last.ckpt: no such checkpoint"),
     ],
 )
 def test_known_traps_are_refused_before_training(overrides: list[str], message: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+        cfg = compose(config_name="train", overrides=["paths.output_dir=/tmp/run", *overrides])
     with pytest.raises(ConfigError, match=message):
         check_config(cfg)
+
+
+def test_a_checkpoint_resumes_only_in_its_own_run_folder(tmp_path: Path):
+    """Lightning restores best-checkpoint tracking only in the folder it was saved in."""
+    checkpoint = tmp_path / "old-run" / "checkpoints" / "last.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        elsewhere, own = (
+            compose(
+                config_name="train",
+                overrides=[f"paths.output_dir={tmp_path / run}", f"ckpt_path={checkpoint}"],
+            )
+            for run in ("new-run", "old-run")
+        )
+    with pytest.raises(ConfigError, match=f"hydra.run.dir={tmp_path / 'old-run'} resume=auto"):
+        check_config(elsewhere)
+    check_config(own)
 
 
 def test_merged_lora_predicts_like_the_adapter(compose_train, tmp_path: Path):

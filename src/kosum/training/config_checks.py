@@ -7,9 +7,10 @@ seconds with a readable message rather than hours later with NaNs or a deep trac
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from transformers import GenerationConfig, GenerationMixin
+from transformers import GenerationConfig, GenerationMixin, SchedulerType
 
 from kosum.methods.factory import MERGEABLE_CONFIGS
 from kosum.metrics.rouge import ROUGE_KEYS
@@ -56,6 +57,63 @@ def check_config(cfg: DictConfig) -> None:
         )
     _check_optimized_metric(cfg)
     _check_generation(cfg)
+    _check_scheduler(cfg)
+    _check_validation_runs(cfg)
+    _check_resume(cfg)
+
+
+def _check_scheduler(cfg: DictConfig) -> None:
+    """The schedule is built in `configure_optimizers`, after the data and model are loaded."""
+    name = cfg.get("scheduler", {}).get("name")
+    names = [schedule.value for schedule in SchedulerType]
+    if name is not None and name not in names:
+        raise ConfigError(f"scheduler.name={name!r}: not a transformers schedule; one of {names}")
+
+
+def _check_validation_runs(cfg: DictConfig) -> None:
+    """The best checkpoint, `val_rougeL` and the weights saved all come from validation: a run
+    that never validates would train to the end and then test the last weights, unrecorded."""
+    trainer = cfg.trainer
+    if trainer.get("fast_dev_run"):
+        return
+    if trainer.get("limit_val_batches") == 0:
+        raise ConfigError(
+            "trainer.limit_val_batches=0: kosum keeps the best checkpoint by validation "
+            "ROUGE-L, so a run must validate; use a fraction or a count of batches instead"
+        )
+    every = trainer.get("check_val_every_n_epoch") or 1
+    epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if (steps is None or steps < 0) and epochs is not None and 0 < epochs < every:
+        raise ConfigError(
+            f"trainer.check_val_every_n_epoch={every} with trainer.max_epochs={epochs}: the run "
+            "would never validate (no best checkpoint, no val_rougeL); lower one or raise the other"
+        )
+
+
+def _check_resume(cfg: DictConfig) -> None:
+    """A checkpoint must exist, belong to this run's folder, and be of a method that trains."""
+    ckpt_path = cfg.get("ckpt_path")
+    resuming = ckpt_path or cfg.get("resume", False)
+    peft_target = str(cfg.peft.get("_target_", ""))
+    if resuming and peft_target.endswith("ZeroShot"):
+        raise ConfigError(
+            "ckpt_path/resume with a zero-shot run (peft=none): it trains nothing, so there is "
+            "nothing to resume; drop the option"
+        )
+    if not ckpt_path:
+        return
+    checkpoint = Path(ckpt_path)
+    if not checkpoint.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    own = Path(cfg.paths.output_dir) / "checkpoints"
+    if checkpoint.resolve().parent != own.resolve():
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} belongs to another run folder than this run's ({own.parent}):"
+            " Lightning tracks the best checkpoint only within its own folder, so the resumed "
+            "run would forget it and test its last weights. Resume in that run's folder: "
+            f"kosum-train ... hydra.run.dir={checkpoint.resolve().parent.parent} resume=auto "
+            "(or ckpt_path=<a checkpoint in it>)"
+        )
 
 
 def _check_optimized_metric(cfg: DictConfig) -> None:

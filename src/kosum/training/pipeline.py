@@ -141,9 +141,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint to resume from: `ckpt_path`, or with `resume=auto` this run's last one."""
-    if cfg.ckpt_path:
-        if not Path(cfg.ckpt_path).exists():
-            raise FileNotFoundError(f"ckpt_path={cfg.ckpt_path}: no such checkpoint")
+    if cfg.ckpt_path:  # checked by check_config: a file in this run's checkpoints/
         return str(cfg.ckpt_path)
     last = run_dir / "checkpoints" / "last.ckpt"
     if cfg.resume == "auto" and last.exists():
