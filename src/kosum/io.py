@@ -1,9 +1,10 @@
-"""Atomic file writes: a crash never leaves a half-written result, prediction or report file."""
+"""Atomic writes: a crash never leaves a half-written result, prediction, report or model folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,33 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """A staging folder beside `path` to write into; on success it takes `path`'s place.
+
+    For folders written by `save_pretrained`, which writes `config.json` first and the weights
+    last: a run killed in between would leave a folder that looks complete. Here a crash leaves
+    the previous folder (or none); between the two renames the previous one is kept as
+    `.<name>.*.old`.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide it from other users
+        previous = None
+        if target.exists():
+            previous = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            os.replace(target, previous)  # rename(2) replaces the empty placeholder
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def write_json(path: str | Path, payload: Any) -> None:

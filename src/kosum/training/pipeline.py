@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kosum.data.datamodule import SummarizationDataModule
 from kosum.data.prompts import PromptTemplate
-from kosum.io import atomic_open, write_jsonl
+from kosum.io import atomic_directory, atomic_open, write_jsonl
 from kosum.methods.factory import apply_method, is_trainable, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
 from kosum.models.trained import (
@@ -61,13 +61,12 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     )
     datamodule.set_tokenizer(tokenizer)
     datamodule.setup()
-    tokenizer.save_pretrained(run_dir / "tokenizer")
+    save_pretrained(run_dir / "tokenizer", tokenizer)
 
     L.seed_everything(cfg.seed, workers=True)  # model init independent of data-loading work
     base_model = load_model(spec, tokenizer)
     if spec.is_random_init:  # so the adapter can be reloaded onto the very same weights
-        base_model.save_pretrained(run_dir / BASE_MODEL_DIR)
-        tokenizer.save_pretrained(run_dir / BASE_MODEL_DIR)
+        save_pretrained(run_dir / BASE_MODEL_DIR, base_model, tokenizer)
     if cfg.gradient_checkpointing:
         base_model.gradient_checkpointing_enable({"use_reentrant": False})
     method = instantiate(cfg.peft)
@@ -115,8 +114,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     _save_trained_weights(model, tokenizer, run_dir, trained)
     if cfg.merge:
         merged = copy.deepcopy(model).merge_and_unload()
-        merged.save_pretrained(run_dir / MERGED_MODEL_DIR)
-        tokenizer.save_pretrained(run_dir / MERGED_MODEL_DIR)
+        save_pretrained(run_dir / MERGED_MODEL_DIR, merged, tokenizer)
     metrics = dict(module.last_eval_metrics.get("test", {}))
     metrics.update({f"val_{k}": v for k, v in best_val.items()})
     if "test" in module.eval_outputs:
@@ -185,8 +183,14 @@ def _save_trained_weights(
     if not trained:
         return
     target = run_dir / (ADAPTER_DIR if hasattr(model, "peft_config") else FULL_MODEL_DIR)
-    model.save_pretrained(target)  # safetensors (PEFT and transformers default)
-    tokenizer.save_pretrained(target)
+    save_pretrained(target, model, tokenizer)  # safetensors (PEFT and transformers default)
+
+
+def save_pretrained(path: Path, *objects: Any) -> None:
+    """`save_pretrained` of each object into one folder, which appears only once complete."""
+    with atomic_directory(path) as staging:
+        for item in objects:
+            item.save_pretrained(staging)
 
 
 def write_predictions(
