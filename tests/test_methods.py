@@ -211,7 +211,7 @@ def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
             ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=3"],
             "check_val_every_n_epoch=3 with trainer.max_epochs=2: the run would never validate",
         ),
-        (["peft=none", "resume=auto"], r"zero-shot run \(peft=none\)"),
+        (["peft=none", "ckpt_path=/tmp/run/checkpoints/last.ckpt"], r"zero-shot run \(peft"),
         (["ckpt_path=/no/such/last.ckpt"], "ckpt_path=/no/such/last.ckpt: no such checkpoint"),
     ],
 )

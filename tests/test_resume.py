@@ -15,6 +15,8 @@ import pytest
 
 from kosum.io import read_jsonl
 from kosum.training.checkpoint_io import SafetensorsCheckpointIO
+from kosum.training.config_checks import ConfigError
+from kosum.training.run_identity import CHECKPOINT_KEY, check_resume, identity
 from kosum.training.wall_clock import WallClock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +65,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(run_cli, cache_dir,
     killed_session_s = checkpoint["callbacks"]["WallClock"]["elapsed_s"]
     assert killed_session_s > 0
 
+    # resuming with other training settings is refused before any data loads
+    before = last.read_bytes()
+    refused = run_cli(
+        "kosum.cli.train", *RUN_ARGS, f"hydra.run.dir={run_dir}", "resume=auto", "peft.r=2"
+    )
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "other training settings than it was saved with (1): peft.r: 8 → 2" in refused.stderr
+    assert last.read_bytes() == before and not (run_dir / "metrics.before-resume-1.csv").exists()
+
     resume_started = time.perf_counter()
     resumed = _train(run_cli, run_dir, "resume=auto")
     resumed_session_s = time.perf_counter() - resume_started
@@ -86,3 +97,24 @@ def test_wall_clock_adds_the_sessions_before_a_resume():
     tested.setup(trainer=None, pl_module=None, stage="test")
     tested.load_state_dict(state)
     assert 2.0 <= tested.elapsed_s() < 3.0
+
+
+def test_a_resume_compares_the_training_settings_with_the_checkpoints(
+    compose_train, tmp_path: Path
+):
+    """Locations, workers and max_epochs may change on a resume; what is trained may not."""
+    cfg = compose_train(tmp_path / "run", "experiment=smoke")
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: identity(cfg)}, checkpoint)
+    check_resume(checkpoint, cfg)
+    for harmless in ("data.num_workers=1", "trainer.max_epochs=9", "data.eval_batch_size=3"):
+        check_resume(checkpoint, compose_train(tmp_path / "run", "experiment=smoke", harmless))
+    changed = compose_train(
+        tmp_path / "run", "experiment=smoke", "seed=7", "peft.target_modules=[k,v]"
+    )
+    with pytest.raises(ConfigError) as error:
+        check_resume(checkpoint, changed)
+    assert "peft.target_modules: ['q', 'v'] → ['k', 'v']" in str(error.value)
+    assert "seed: 42 → 7" in str(error.value)
+    SafetensorsCheckpointIO().save_checkpoint({"epoch": 1}, checkpoint)  # an older kosum's
+    check_resume(checkpoint, changed)  # nothing to compare with: allowed (and logged)

@@ -183,8 +183,9 @@ def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):
         "trainer.precision=16-mixed",
         f"hydra.run.dir={run_dir}",
     )
-    assert result.returncode != 0
-    assert "overflows in fp16" in result.stderr
+    assert result.returncode == 2
+    assert "kosum-train: error: trainer.precision=16-mixed: T5 overflows in fp16" in result.stderr
+    assert "Traceback" not in result.stderr
     record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert record["status"] == "failed" and "fp16" in record["error"]
     assert record["config"]["trainer"]["precision"] == "16-mixed"  # what was refused

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Mapping, Sequence
 
 import hydra
@@ -22,6 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 
 from kosum.config import config_dir, register_resolvers
+from kosum.training.config_checks import ConfigError
 from kosum.training.pipeline import run_training
 from kosum.training.run_record import record_failures
 
@@ -59,8 +61,12 @@ def main(cfg: DictConfig) -> float | None:
     register_resolvers()  # again in parallel launchers' worker processes (joblib, submitit)
     try:
         return _train(cfg)
-    except Exception:
+    except Exception as error:
         if not _in_multirun():
+            if isinstance(error, ConfigError):  # refused before any work: one line, exit 2
+                where = f"{cfg.paths.output_dir}/results.json"
+                print(f"kosum-train: error: {error} (recorded in {where})", file=sys.stderr)
+                sys.exit(2)
             raise
         log.exception(
             "job failed (recorded in %s/results.json); the sweep goes on", cfg.paths.output_dir

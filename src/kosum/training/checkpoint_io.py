@@ -19,7 +19,7 @@ from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors.torch import load_file, save_file
 
 _TENSOR, _TUPLE, _PAIRS = "__tensor__", "__tuple__", "__pairs__"
-_META_KEY = "kosum_checkpoint"
+META_KEY = "kosum_checkpoint"
 
 
 class CheckpointEncodingError(TypeError):
@@ -100,7 +100,7 @@ class SafetensorsCheckpointIO(CheckpointIO):
         target.parent.mkdir(parents=True, exist_ok=True)
         # Written beside the target and renamed over it: a kill mid-write keeps the old file.
         staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        save_file(encoder.tensors, staging, metadata={_META_KEY: json.dumps(skeleton)})
+        save_file(encoder.tensors, staging, metadata={META_KEY: json.dumps(skeleton)})
         os.replace(staging, target)
 
     def load_checkpoint(
@@ -110,12 +110,12 @@ class SafetensorsCheckpointIO(CheckpointIO):
 
         with safe_open(str(path), framework="pt") as reader:
             metadata = reader.metadata() or {}
-        if _META_KEY not in metadata:
+        if META_KEY not in metadata:
             raise ValueError(
-                f"{path} is not a kosum safetensors checkpoint (no {_META_KEY!r} metadata)"
+                f"{path} is not a kosum safetensors checkpoint (no {META_KEY!r} metadata)"
             )
         tensors = load_file(str(path), device="cpu")
-        return _decode(json.loads(metadata[_META_KEY]), tensors)
+        return _decode(json.loads(metadata[META_KEY]), tensors)
 
     def remove_checkpoint(self, path: str | os.PathLike) -> None:
         Path(path).unlink(missing_ok=True)

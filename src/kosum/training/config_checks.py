@@ -93,15 +93,13 @@ def _check_validation_runs(cfg: DictConfig) -> None:
 def _check_resume(cfg: DictConfig) -> None:
     """A checkpoint must exist, belong to this run's folder, and be of a method that trains."""
     ckpt_path = cfg.get("ckpt_path")
-    resuming = ckpt_path or cfg.get("resume", False)
-    peft_target = str(cfg.peft.get("_target_", ""))
-    if resuming and peft_target.endswith("ZeroShot"):
-        raise ConfigError(
-            "ckpt_path/resume with a zero-shot run (peft=none): it trains nothing, so there is "
-            "nothing to resume; drop the option"
-        )
-    if not ckpt_path:
+    if not ckpt_path:  # resume=auto may stay on for a sweep's zero-shot jobs: nothing to find
         return
+    if str(cfg.peft.get("_target_", "")).endswith("ZeroShot"):
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} with a zero-shot run (peft=none): it trains nothing, so "
+            "there is nothing to resume; drop ckpt_path"
+        )
     checkpoint = Path(ckpt_path)
     if not checkpoint.is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")

@@ -21,6 +21,7 @@ from kosum.data.batching import LABEL_PAD
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import fast_generation, generate_ids
 from kosum.metrics import compute_rouge
+from kosum.training.run_identity import CHECKPOINT_KEY
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -58,9 +59,11 @@ class SummarizationModule(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None,
         scheduler: SchedulerSettings | None,
         generation: GenerationSettings,
+        run_identity: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.run_identity = run_identity
         self.tokenizer = tokenizer
         self.optimizer_factory = optimizer
         self.scheduler_settings = scheduler
@@ -108,6 +111,8 @@ class SummarizationModule(L.LightningModule):
         checkpoint["state_dict"] = {
             key: value for key, value in checkpoint["state_dict"].items() if key in trainable
         }
+        if self.run_identity is not None:  # compared by a resume (kosum.training.run_identity)
+            checkpoint[CHECKPOINT_KEY] = self.run_identity
         # Dropout draws from the global generator: a resumed run must continue its sequence.
         checkpoint["kosum_rng"] = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():

@@ -32,6 +32,7 @@ from kosum.models.trained import (
 from kosum.training.config_checks import check_config
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
+from kosum.training.run_identity import check_resume, identity
 from kosum.training.run_record import git_commit, library_versions, write_results
 from kosum.training.wall_clock import WallClock
 
@@ -49,6 +50,9 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    resume_from = resume_checkpoint(cfg, run_dir)
+    if resume_from:  # before any data is loaded: the checkpoint must be of this training
+        check_resume(resume_from, cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
@@ -82,8 +86,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler),
         generation=instantiate(cfg.generation),
+        run_identity=identity(cfg),
     )
-    resume_from = resume_checkpoint(cfg, run_dir) if is_trainable(method) else None
+    if not is_trainable(method):
+        resume_from = None
     if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
         _keep_aside(run_dir / "metrics.csv")
     loggers = [instantiate(node) for node in cfg.logger.values()]

@@ -1,0 +1,88 @@
+"""What a checkpoint was trained with, so that a resume cannot silently continue another run.
+
+Lightning restores whatever matches by name and PEFT loading is non-strict: resuming with other
+LoRA target modules, another batch size or seed would load part of the state, skip batches of
+another order, and finish with `status: completed`. Each checkpoint therefore records the
+settings that define the training (`identity`); a resume compares them with its own config
+before any data is loaded and refuses, naming each difference. Locations (`data.root`,
+`data.path`, cache folders), worker counts, logging and `trainer.max_epochs` (training longer
+is a reason to resume) may change.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from safetensors import safe_open
+
+from kosum.training.checkpoint_io import META_KEY
+from kosum.training.config_checks import ConfigError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "kosum_run_identity"
+IDENTITY_NODES = ("model", "peft", "data", "prompt", "optim", "scheduler", "seed")
+TRAINER_KEYS = ("precision", "accumulate_grad_batches", "gradient_clip_val")
+# Where things are, or how fast they load: not what is trained (at any depth).
+FREE_KEYS = {
+    "root",
+    "path",
+    "cache_dir",
+    "num_workers",
+    "eval_batch_size",
+    "tokenizer_name_or_path",
+}
+
+
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """The settings of `cfg` (resolved) that a resumed run must share with its checkpoint."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    found = {key: resolved.get(key) for key in IDENTITY_NODES}
+    trainer = resolved.get("trainer") or {}
+    found["trainer"] = {key: trainer.get(key) for key in TRAINER_KEYS}
+    return _without_free_keys(found)
+
+
+def _without_free_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_free_keys(v) for k, v in value.items() if k not in FREE_KEYS}
+    return value
+
+
+def checkpoint_identity(path: str | Path) -> dict[str, Any] | None:
+    """The identity a kosum checkpoint recorded (None for checkpoints without one), read from
+    the safetensors header only: no tensor is loaded."""
+    with safe_open(str(path), framework="pt") as reader:
+        metadata = reader.metadata() or {}
+    skeleton = json.loads(metadata.get(META_KEY, "{}"))
+    return skeleton.get(CHECKPOINT_KEY)
+
+
+def differences(saved: Any, current: Any, where: str = "") -> list[str]:
+    """`key: saved → current` for every leaf that differs."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        found = []
+        for key in sorted(set(saved) | set(current), key=str):
+            path = f"{where}.{key}" if where else str(key)
+            found += differences(saved.get(key), current.get(key), path)
+        return found
+    return [] if saved == current else [f"{where}: {saved!r} → {current!r}"]
+
+
+def check_resume(checkpoint: str | Path, cfg: DictConfig) -> None:
+    """Refuse to resume `checkpoint` with a config that trains something else."""
+    saved = checkpoint_identity(checkpoint)
+    if saved is None:
+        log.warning("%s records no training settings (an older kosum): not compared", checkpoint)
+        return
+    changed = differences(saved, identity(cfg))
+    if changed:
+        raise ConfigError(
+            f"resuming {checkpoint} with other training settings than it was saved with "
+            f"({len(changed)}): {'; '.join(changed[:8])}. Resume with the run's own settings, "
+            "or start a new run (another hydra.run.dir)"
+        )
