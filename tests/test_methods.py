@@ -206,6 +206,8 @@ def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
         (["optimized_metric=val_rougeLL"], r"\['val_rougeLL'\] not among the recorded metrics"),
         (["optimized_metric=rougeL", "test=false"], "test metrics need test=true"),
         (["scheduler.name=cosin"], "scheduler.name='cosin': not a transformers schedule"),
+        (["+optim.betas=0.9"], r"optim \{.*'betas': 0\.9\}: 'float' object is not subscriptable"),
+        (["optim.lr=-1"], "Invalid learning rate: -1"),
         (["+trainer.limit_val_batches=0"], "limit_val_batches=0: kosum keeps the best"),
         (
             ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=3"],

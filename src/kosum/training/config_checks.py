@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from transformers import GenerationConfig, GenerationMixin, SchedulerType
 
@@ -57,9 +59,20 @@ def check_config(cfg: DictConfig) -> None:
         )
     _check_optimized_metric(cfg)
     _check_generation(cfg)
+    _check_optimizer(cfg)
     _check_scheduler(cfg)
     _check_validation_runs(cfg)
     _check_resume(cfg)
+
+
+def _check_optimizer(cfg: DictConfig) -> None:
+    """The optimiser is built in `configure_optimizers`, after the data and model are loaded:
+    build it here on one dummy parameter, so a wrong argument fails now, naming `optim`."""
+    try:
+        instantiate(cfg.optim)([torch.nn.Parameter(torch.zeros(1))])
+    except Exception as error:  # any failure to build it is the config's
+        settings = OmegaConf.to_container(cfg.optim, resolve=True)
+        raise ConfigError(f"optim {settings}: {error.__cause__ or error}") from None
 
 
 def _check_scheduler(cfg: DictConfig) -> None:
