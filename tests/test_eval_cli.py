@@ -86,9 +86,10 @@ def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
         f"hydra.run.dir={tmp_path / 'eval'}",
     )
     assert result.returncode == 2
-    assert "holds no trained model" in result.stderr and "Traceback" not in result.stderr
+    message = f"run={tmp_path / 'nope'}: no such run directory"
+    assert message in result.stderr and "Traceback" not in result.stderr
     record = json.loads((tmp_path / "eval" / "results.json").read_text(encoding="utf-8"))
-    assert record["status"] == "failed" and "holds no trained model" in record["error"]
+    assert record["status"] == "failed" and message in record["error"]
 
 
 def test_zero_shot_run_can_be_evaluated_again_and_missing_data_exits_2(run_cli, tmp_path: Path):
@@ -208,3 +209,35 @@ def test_eval_split_choices_and_run_config_of_an_adapter_folder(tmp_path: Path):
     assert "whole_source_as_test" not in cfg.data.loader
     with pytest.raises(ValueError, match="split='train': choose one of test, val, all"):
         evaluation_config(OmegaConf.create({**base, "run": str(run_dir), "split": "train"}))
+
+
+def test_other_data_is_truncated_as_the_run_truncated_its_own(tmp_path: Path):
+    run_dir = _run_folder_with(
+        tmp_path,
+        prompt={"template": "{text}"},
+        generation={"_target_": "kosum.generation.GenerationSettings"},
+        data={"max_source_length": 128, "max_target_length": 32},
+    )
+    table = {"max_source_length": 1024, "max_target_length": 128, "loader": {}}
+    table["loader"] = {**table, "_target_": "kosum.data.datamodule.SummarizationDataModule"}
+    base = {"run": str(run_dir), "prompt": None, "generation": None, "split": "all"}
+    cfg = evaluation_config(OmegaConf.create({**base, "data": table}))
+    assert (cfg.data.max_source_length, cfg.data.loader.max_source_length) == (128, 128)
+    assert (cfg.data.max_target_length, cfg.data.loader.max_target_length) == (32, 32)
+
+
+def test_eval_refuses_a_missing_run_and_unknown_generate_arguments(tmp_path: Path):
+    with pytest.raises(ValueError, match="run=<run dir, or its adapter/ or model/ folder>"):
+        evaluation_config(OmegaConf.create({"run": "???"}))
+    run_dir = _run_folder_with(
+        tmp_path,
+        prompt={"template": "{text}"},
+        data={"loader": {"_target_": "kosum.data.datamodule.SummarizationDataModule"}},
+        generation={
+            "_target_": "kosum.generation.GenerationSettings",
+            "generate": {"num_beam": 4},
+        },
+    )
+    cfg = {"run": str(run_dir), "prompt": None, "generation": None, "data": None, "split": "test"}
+    with pytest.raises(ValueError, match=r"unknown generate\(\) argument\(s\) \['num_beam'\]"):
+        evaluation_config(OmegaConf.create(cfg))

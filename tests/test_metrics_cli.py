@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -225,4 +226,21 @@ def test_module_entry_point_reports_errors_without_traceback(tmp_path: Path, ref
     assert completed.returncode == 2
     assert "kosum-rouge: error: ids do not match" in completed.stderr
     assert "d2, d3, d4" in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(pred_csv: Path, ref_csv: Path) -> None:
+    """`kosum-rouge ... | head`: the pipe closes before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read: the first write raises BrokenPipeError
+    completed = subprocess.run(
+        [sys.executable, "-m", "kosum.cli.rouge", "--pred", str(pred_csv), "--ref", str(ref_csv)],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    os.close(write_end)
+    assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr

@@ -454,8 +454,18 @@ def test_predict_refuses_ambiguous_model_choice(
             "prompt=none",
             "generation=greedy",
         )
-    with pytest.raises(InputError, match="batch_size must be at least 1, got 0"):
-        predict(f"run={lora_run}", f"input={input_csv}", output, "batch_size=0")
+    run = f"run={lora_run}"
+    with pytest.raises(InputError, match="no such run directory"):
+        predict(f"run={tmp_path / 'no-such-run'}", f"input={input_csv}", output)
+    for option, message in (
+        ("batch_size=0", "batch_size=0: must be an integer >= 1"),
+        ("batch_size=abc", "batch_size='abc': must be an integer >= 1"),
+        ("merge=maybe", "merge='maybe': use true or false"),
+        ("device=gpu", "device='gpu': use auto, cpu, cuda or cuda:<index>"),
+        ("+generation.generate.num_beam=4", r"unknown generate\(\) argument\(s\) \['num_beam'\]"),
+    ):
+        with pytest.raises(InputError, match=message):
+            predict(run, f"input={input_csv}", output, option)
     assert not (tmp_path / "o.csv").exists()
     with pytest.raises(InputError, match="random-init"):
         predict(

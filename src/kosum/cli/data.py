@@ -105,8 +105,8 @@ def _lengths(values: list[int]) -> dict[str, float | int]:
     return {
         "count": len(values),
         "mean": round(float(array.mean()), 1),
-        "p50": float(np.percentile(array, 50)),
-        "p95": float(np.percentile(array, 95)),
+        "p50": round(float(np.percentile(array, 50)), 1),
+        "p95": round(float(np.percentile(array, 95)), 1),
         "max": int(array.max()),
     }
 

@@ -16,12 +16,14 @@ from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
+from kosum.training.config_checks import check_generate_arguments
 from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import build_datamodule, write_predictions
 from kosum.training.run_record import git_commit, library_versions, record_failures, write_results
@@ -30,15 +32,22 @@ register_resolvers()
 OVERRIDABLE = ("data", "prompt", "generation")
 # test/val: that split of the data, as training made it; all: every example of the data.
 SPLITS = ("test", "val", "all")
+LENGTHS = ("max_source_length", "max_target_length")
 
 
 def evaluation_config(cfg: DictConfig) -> DictConfig:
     """`cfg` with data/prompt/generation taken from the trained run unless chosen here (for an
     adapter/model folder, from the run directory that holds it)."""
+    if OmegaConf.is_missing(cfg, "run"):
+        raise ValueError("run=<run dir, or its adapter/ or model/ folder> is required")
     run = Path(cfg.run)
+    if not run.exists():
+        raise FileNotFoundError(f"run={run}: no such run directory or adapter/model folder")
     merged = OmegaConf.to_container(cfg, resolve=True)
     trained = run_config(run)  # the run's, also for an adapter/ or model/ folder inside it
     if trained is not None:
+        if merged.get("data") is not None:
+            _keep_the_runs_lengths(merged["data"], trained)
         for key in OVERRIDABLE:
             if merged.get(key) is None and trained.get(key) is not None:
                 merged[key] = kosum_node(trained, key, f"{run}: {RUN_CONFIG}")
@@ -52,7 +61,21 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
         raise ValueError(f"split={merged['split']!r}: choose one of {', '.join(SPLITS)}")
     if merged["split"] == "all":  # every example of the data set, none held out for training
         merged["data"]["loader"]["whole_source_as_test"] = True
+    check_generate_arguments(merged["generation"].get("generate") or {})
     return OmegaConf.create(merged)
+
+
+def _keep_the_runs_lengths(data: dict[str, Any], trained: DictConfig) -> None:
+    """Another data set (`data=table ...`) is truncated as the run truncated its own (not at
+    the data config's default) unless `data.max_source_length=`/`max_target_length=` is given."""
+    run_data = OmegaConf.to_container(trained, resolve=False).get("data") or {}
+    given = set(HydraConfig.get().overrides.task) if HydraConfig.initialized() else set()
+    for key in LENGTHS:
+        value = run_data.get(key)
+        if isinstance(value, int) and not any(o.startswith(f"data.{key}=") for o in given):
+            data[key] = value
+            if isinstance(data.get("loader"), dict):  # resolved: it no longer follows data.*
+                data["loader"][key] = value
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:

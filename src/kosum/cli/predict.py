@@ -23,6 +23,7 @@ from typing import Any
 
 import hydra
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
@@ -38,6 +39,7 @@ from kosum.io import atomic_open, write_json, write_jsonl
 from kosum.methods.factory import MERGEABLE_TYPES
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
+from kosum.training.config_checks import ConfigError, check_generate_arguments
 from kosum.training.run_record import git_commit, library_versions
 
 register_resolvers()
@@ -53,6 +55,8 @@ def prediction_settings(
     cfg: DictConfig,
 ) -> tuple[PromptTemplate, GenerationSettings, DictConfig | None]:
     """Prompt and decoding: chosen on the command line, else the training run's."""
+    if cfg.run is not None and not Path(cfg.run).exists():
+        raise InputError(f"run={cfg.run}: no such run directory or adapter/model folder")
     trained = None if cfg.run is None else run_config(cfg.run)
     chosen = {key: cfg.get(key) for key in FROM_RUN}
     for key in FROM_RUN:
@@ -65,7 +69,12 @@ def prediction_settings(
             "e.g. prompt=none generation=seed"
         )
     prompt = PromptTemplate(**OmegaConf.to_container(chosen["prompt"], resolve=True))
-    return prompt, instantiate(chosen["generation"]), trained
+    settings: GenerationSettings = instantiate(chosen["generation"])
+    try:
+        check_generate_arguments(settings.generate)
+    except ConfigError as error:
+        raise InputError(str(error)) from None
+    return prompt, settings, trained
 
 
 def load_for_prediction(cfg: DictConfig) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
@@ -79,8 +88,8 @@ def load_for_prediction(cfg: DictConfig) -> tuple[torch.nn.Module, PreTrainedTok
             spec: ModelSpec = instantiate(cfg.model)
             if spec.is_random_init:
                 raise InputError(
-                    f"model={cfg.model} is a random-init architecture (nothing learned): pass "
-                    "run=<a trained run> instead"
+                    f"model={_model_choice()} is a random-init architecture (nothing learned): "
+                    "pass run=<a trained run> instead"
                 )
             tokenizer = load_tokenizer(spec, list, "", cfg.paths.cache_dir)
             model = load_model(spec, tokenizer).eval()
@@ -89,6 +98,13 @@ def load_for_prediction(cfg: DictConfig) -> tuple[torch.nn.Module, PreTrainedTok
     if cfg.merge:
         model = merged(model)
     return model, tokenizer
+
+
+def _model_choice() -> str:
+    """The `model=` option as typed (its config name), for messages."""
+    if HydraConfig.initialized():
+        return str(HydraConfig.get().runtime.choices.get("model"))
+    return "<model config>"
 
 
 def merged(model: torch.nn.Module) -> torch.nn.Module:
@@ -121,9 +137,29 @@ def resolve_max_source_length(
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise InputError(f"device={name!r}: use auto, cpu, cuda or cuda:<index>") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device={name}: no CUDA device is available")
-    return torch.device(name)
+    return device
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Values Hydra passes through as typed (`merge=maybe` is a string, and truthy)."""
+    for key in ("input", "output"):
+        if OmegaConf.is_missing(cfg, key):
+            raise InputError(f"{key}=<path> is required")
+    for key in ("merge", "sort_by_length", "progress"):
+        if not isinstance(cfg[key], bool):
+            raise InputError(f"{key}={cfg[key]!r}: use true or false")
+    for key, minimum in (("batch_size", 1), ("max_source_length", 1), ("seed", 0)):
+        value = cfg[key]
+        if value is None and key == "max_source_length":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise InputError(f"{key}={value!r}: must be an integer >= {minimum}")
 
 
 def write_submission(path: str | Path, ids: list[str], summaries: list[str]) -> None:
@@ -155,11 +191,7 @@ def timing_rows(
 
 def run_prediction(cfg: DictConfig) -> dict[str, Any]:
     """Summarise `cfg.input` into `cfg.output`; returns what was done (also logged)."""
-    for key in ("input", "output"):
-        if OmegaConf.is_missing(cfg, key):
-            raise InputError(f"{key}=<path> is required")
-    if cfg.batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {cfg.batch_size}")
+    check_options(cfg)
     documents = read_inputs(cfg.input)
     for skipped in documents.skipped:
         log.warning("no row for %s: %s", skipped.path, skipped.reason)

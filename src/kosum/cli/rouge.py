@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -213,10 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as error:
         print(f"kosum-rouge: error: {error}", file=sys.stderr)
         return 2
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
-        print(format_table(result))
+    try:
+        print(json.dumps(result, ensure_ascii=False) if args.json else format_table(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `kosum-rouge ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

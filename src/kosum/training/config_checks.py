@@ -148,9 +148,13 @@ def _check_generation(cfg: DictConfig) -> None:
     """`generation.generate` goes to `model.generate()` at the first validation, after a whole
     epoch: a misspelt or invalid argument must stop the run now."""
     generate = cfg.get("generation", {}).get("generate")
-    if generate is None:
-        return
-    arguments = OmegaConf.to_container(generate, resolve=True)
+    if generate is not None:
+        check_generate_arguments(OmegaConf.to_container(generate, resolve=True))
+
+
+def check_generate_arguments(arguments: dict) -> None:
+    """Refuse `generate()` arguments it does not know or a generation config it rejects
+    (kosum-train before training; kosum-eval and kosum-predict before loading a model)."""
     config_fields = set(GenerationConfig().to_dict())
     unknown = sorted(key for key in arguments if key not in config_fields | _generate_parameters())
     if unknown:
