@@ -162,6 +162,12 @@ def test_wandb_logger_is_grouped_named_and_tagged(compose_train, tmp_path, monke
         "categories=news_r+minute",
         "seed=3",
     ]
+    # one W&B run per kosum run: a resumed session (same folder) logs to the same id
+    assert settings["resume"] == "allow" and len(settings["id"]) == 8
+    assert (tmp_path / "wandb_run_id").read_text(encoding="utf-8").strip() == settings["id"]
+    assert instantiate(cfg.logger.wandb)._wandb_init["id"] == settings["id"]
+    other = compose_train(tmp_path / "other", "experiment=smoke", "logger=wandb")
+    assert instantiate(other.logger.wandb)._wandb_init["id"] != settings["id"]
 
 
 def _wandb_run_records(run_dir: Path) -> Iterator[wandb_internal_pb2.RunRecord]:

@@ -9,14 +9,18 @@ number of items and a digest that still tells different sets apart.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
 
+from kosum.io import atomic_open
 from kosum.report.labels import config_label, format_value, setting_label, short_name
 
 MAX_TAG_LENGTH = 64
+RUN_ID_FILE = "wandb_run_id"
 
 
 def _fit_tag(key: str, value: Any) -> str:
@@ -40,9 +44,34 @@ def run_name(labels: Mapping[str, Any]) -> str:
     )
 
 
+def run_id(save_dir: str | Path) -> str:
+    """The W&B run id of the kosum run in `save_dir`: made on its first session and kept in
+    `save_dir/wandb_run_id`, so a resumed run logs to the same W&B run, not a second one."""
+    path = Path(save_dir) / RUN_ID_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    new_id = secrets.token_hex(4)  # W&B's own ids are 8 lowercase characters too
+    with atomic_open(path) as handle:
+        handle.write(new_id + "\n")
+    return new_id
+
+
 def wandb_logger(
-    *, labels: Mapping[str, Any], tags: Sequence[str] = (), name: str | None = None, **kwargs: Any
+    *,
+    labels: Mapping[str, Any],
+    save_dir: str | Path,
+    tags: Sequence[str] = (),
+    name: str | None = None,
+    **kwargs: Any,
 ) -> WandbLogger:
     """A Lightning `WandbLogger` named and tagged from `labels` (`name` overrides the name);
-    `tags` (the config's own `tags`) come first. Other arguments go to `WandbLogger`."""
-    return WandbLogger(name=name or run_name(labels), tags=[*tags, *run_tags(labels)], **kwargs)
+    `tags` (the config's own `tags`) come first; the run id is the run folder's (`run_id`), so
+    the sessions of a resumed run are one W&B run. Other arguments go to `WandbLogger`."""
+    return WandbLogger(
+        name=name or run_name(labels),
+        tags=[*tags, *run_tags(labels)],
+        save_dir=str(save_dir),
+        id=kwargs.pop("id", None) or run_id(save_dir),
+        resume=kwargs.pop("resume", "allow"),
+        **kwargs,
+    )
