@@ -21,6 +21,7 @@ from kosum.io import write_json, write_jsonl
 from kosum.report.aggregate import compare, paired_tests, reference_method, summarize
 from kosum.report.build import build_report
 from kosum.report.collect import load_runs
+from kosum.report.labels import format_value
 from kosum.report.tracking import MAX_TAG_LENGTH, run_name, run_tags
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -244,6 +245,12 @@ def test_dict_valued_settings_group_runs(make_run: MakeRun, tmp_path: Path) -> N
     make_run("3", "lora", 1, overrides=["+generation.extra={num_beams:8}"])
     [comparison] = compare(load_runs([tmp_path / "sweep"]))
     assert [config.seeds for config in comparison.configs] == [[1, 2], [1]]
+
+
+def test_labels_keep_every_digit_a_setting_needs() -> None:
+    assert format_value(2e-4) == "0.0002" and format_value(0.1) == "0.1"
+    assert format_value(0.000123456789) == "0.000123456789"  # not 0.000123457
+    assert format_value([1, 2.5, None]) == "1+2.5+none"
 
 
 def test_reference_method_choice() -> None:

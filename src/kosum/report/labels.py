@@ -25,13 +25,16 @@ def short_name(key: str) -> str:
 
 
 def format_value(value: Any) -> str:
-    """A setting's value as text: lists joined by `+`, floats in short form, None as `none`."""
+    """A setting's value as text: lists joined by `+`, floats in short form unless that loses
+    digits (an Optuna learning rate keeps all of them: two trials must not share a label),
+    None as `none`."""
     if value is None:
         return "none"
     if isinstance(value, (list, tuple)):
         return "+".join(format_value(item) for item in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
     return str(value)
 
 
