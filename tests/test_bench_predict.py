@@ -55,3 +55,28 @@ def test_bench_predict_runs_every_candidate(tmp_path: Path):
     # sampled: the exact speed-ups keep the full candidate's draws at the same seed
     no_fast_path = next(r for r in seed["candidates"] if r["candidate"].endswith("fast path"))
     assert no_fast_path["same_as_batched_2"] == 4
+
+
+def test_check_fast_generation_agrees_on_cpu(tmp_path: Path):
+    """scripts/check_fast_generation.py, the GPU check of the fast path, run where CI can: on CPU
+    the fast and stock paths give the same summaries for every model and decoding."""
+    output = tmp_path / "fast_generation.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "check_fast_generation.py"),
+            *("--device", "cpu", "--texts", "4", "--json", str(output)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,  # its synthetic corpus goes under the working directory's .cache/
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    rows = json.loads(output.read_text(encoding="utf-8"))["rows"]
+    assert {(row["model"], row["decoding"]) for row in rows} == {
+        (model, decoding)
+        for model in ("t5", "t5+lora")
+        for decoding in ("greedy", "beam4", "beam8_sample")
+    }
+    assert all(row["same"] == row["texts"] == 4 and row["precision"] == "fp32" for row in rows)

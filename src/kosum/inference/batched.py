@@ -84,6 +84,7 @@ def generate_summaries(
     keep_cross_attention: bool = True,
     gumbel_sampling: bool = True,
     encode_one_by_one: bool | None = None,
+    bf16_autocast: bool = True,
     progress: bool = False,
 ) -> GenerationResult:
     """Summarise `texts` (already prompted) with `model` on the device its weights are on.
@@ -92,7 +93,7 @@ def generate_summaries(
     beam-shared cross-attention), `keep_cross_attention=False` (with `fast_t5=False`) falls
     back to transformers' own cache, `gumbel_sampling=False` to `torch.multinomial` for beam
     sampling, and `encode_one_by_one=False` to a padded encoder batch (None: one by one on CPU,
-    batched on CUDA).
+    batched on CUDA). `bf16_autocast=False` keeps the model's own precision on CUDA too.
     Sampling draws from torch's global generator: seed it for reproducible output; with
     sampling, outputs also depend on `batch_size` and the order, as the draws are shared.
     """
@@ -114,7 +115,8 @@ def generate_summaries(
         total=len(texts), desc="summarising", unit="doc", file=sys.stderr, disable=not progress
     )
     fast = fast_generation(model, settings) if fast_t5 else nullcontext(False)
-    with bar, torch.inference_mode(), autocast_for(device), fast as fast_active:
+    precision = autocast_for(device) if bf16_autocast else nullcontext()
+    with bar, torch.inference_mode(), precision, fast as fast_active:
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             batch_started = time.perf_counter()
