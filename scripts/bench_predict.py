@@ -14,10 +14,10 @@ medians are compared, as the machine may be shared. Candidates: `generate_summar
 batch size with every speed-up, then at `--ablation-batch-size` each one turned off in turn:
 kosum's T5 path (`kosum.inference.t5_fast`), then also the cross-attention cache fix;
 `torch.multinomial` instead of kosum's Gumbel beam sampling (same distribution, other values at
-the same seed); a padded encoder batch; no length sorting. Outputs are compared too: for
-deterministic presets, how many equal the baseline's; for every preset, how many of each
-ablation's equal the full candidate's at the same batch size and seed. docs/inference.md has
-the numbers.
+the same seed); transformers' top-k warper instead of kosum's (same output); a padded encoder
+batch; no length sorting. Outputs are compared too: for deterministic presets, how many equal
+the baseline's; for every preset, how many of each ablation's equal the full candidate's at the
+same batch size and seed. docs/inference.md has the numbers.
 
     .venv/bin/python scripts/bench_predict.py --texts 64 --json out.json
     python scripts/bench_predict.py --shape pko-t5-large --device cuda --presets greedy,seed \
@@ -190,6 +190,8 @@ def bench_preset(
         )
     if beams > 1 and sampling:
         candidates.append((f"batched {size}, stock sampling", batched(size, gumbel_sampling=False)))
+    if sampling:
+        candidates.append((f"batched {size}, stock top-k", batched(size, exact_fast_top_k=False)))
     candidates.append((f"batched {size}, padded encoder", batched(size, encode_one_by_one=False)))
     candidates.append((f"batched {size}, unsorted", batched(size, sort_by_length=False)))
 

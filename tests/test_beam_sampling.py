@@ -9,7 +9,7 @@ import itertools
 import pytest
 import torch
 
-from kosum.inference.beam_sampling import fast_beam_sampling, gumbel_top_k
+from kosum.inference.beam_sampling import SPARSE_SHARE, fast_beam_sampling, gumbel_top_k
 from tiny_models import tiny_t5
 
 DRAWS = 40_000
@@ -28,21 +28,33 @@ def _exact_ordered_pair_probabilities(probabilities: torch.Tensor) -> torch.Tens
     return exact
 
 
-@pytest.mark.parametrize("sampler", ["gumbel_top_k", "torch.multinomial"])
+FINITE = [2.0, 1.0, 0.5, 0.0, -1.0]
+
+
+@pytest.mark.parametrize("sampler", ["gumbel_top_k", "gumbel_top_k_sparse", "torch.multinomial"])
 def test_draws_follow_sampling_without_replacement(sampler: str):
-    """Both samplers against the exact probabilities of every ordered pair of draws (4 standard
-    errors of tolerance at most; seeded, so the check is deterministic)."""
-    log_weights = torch.tensor([2.0, 1.0, 0.5, 0.0, -1.0, float("-inf")])  # one impossible
+    """The samplers against the exact probabilities of every ordered pair of draws (4 standard
+    errors of tolerance at most; seeded, so the check is deterministic). `sparse`: the finite
+    candidates are few among many impossible ones (after a top-k warper), so noise is drawn for
+    them alone."""
+    if sampler == "gumbel_top_k_sparse":
+        log_weights = torch.full((48,), float("-inf"))
+        log_weights[[3, 11, 20, 31, 47]] = torch.tensor(FINITE)
+        assert SPARSE_SHARE * len(log_weights) >= 5  # the sparse branch
+    else:
+        log_weights = torch.tensor([*FINITE, float("-inf")])  # one impossible
+    possible = log_weights > float("-inf")
     probabilities = log_weights.double().softmax(-1)
     rows = log_weights.expand(DRAWS, -1).contiguous()
     torch.manual_seed(0)
-    if sampler == "gumbel_top_k":
+    if sampler.startswith("gumbel_top_k"):
         indices = gumbel_top_k(rows, 2)
     else:
         indices = torch.multinomial(rows.softmax(-1), 2)
     frequencies = _ordered_pair_frequencies(indices, len(log_weights))
     exact = _exact_ordered_pair_probabilities(probabilities)
-    assert frequencies[:, -1].sum() == frequencies[-1, :].sum() == 0  # never the impossible one
+    impossible = ~possible
+    assert frequencies[:, impossible].sum() == frequencies[impossible, :].sum() == 0
     assert (frequencies - exact).abs().max() < 4 * (0.25 / DRAWS) ** 0.5
 
 

@@ -55,6 +55,8 @@ def test_bench_predict_runs_every_candidate(tmp_path: Path):
     # sampled: the exact speed-ups keep the full candidate's draws at the same seed
     no_fast_path = next(r for r in seed["candidates"] if r["candidate"].endswith("fast path"))
     assert no_fast_path["same_as_batched_2"] == 4
+    stock_top_k = next(r for r in seed["candidates"] if r["candidate"].endswith("stock top-k"))
+    assert stock_top_k["same_as_batched_2"] == 4
 
 
 def test_check_fast_generation_agrees_on_cpu(tmp_path: Path):

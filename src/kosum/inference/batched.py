@@ -35,6 +35,7 @@ from kosum.inference.t5_fast import (
     fast_t5_generation,
     shared_cross_attention_cache,
 )
+from kosum.inference.top_k import fast_top_k
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def generate_summaries(
     fast_t5: bool = True,
     keep_cross_attention: bool = True,
     gumbel_sampling: bool = True,
+    exact_fast_top_k: bool = True,
     encode_one_by_one: bool | None = None,
     bf16_autocast: bool = True,
     progress: bool = False,
@@ -92,7 +94,8 @@ def generate_summaries(
     For comparisons: `fast_t5=False` turns off `kosum.inference.t5_fast` (position-bias cache,
     beam-shared cross-attention), `keep_cross_attention=False` (with `fast_t5=False`) falls
     back to transformers' own cache, `gumbel_sampling=False` to `torch.multinomial` for beam
-    sampling, and `encode_one_by_one=False` to a padded encoder batch (None: one by one on CPU,
+    sampling, `exact_fast_top_k=False` to transformers' top-k warper, and
+    `encode_one_by_one=False` to a padded encoder batch (None: one by one on CPU,
     batched on CUDA). `bf16_autocast=False` keeps the model's own precision on CUDA too.
     Sampling draws from torch's global generator: seed it for reproducible output; with
     sampling, outputs also depend on `batch_size` and the order, as the draws are shared.
@@ -132,6 +135,7 @@ def generate_summaries(
                 fast=fast_active,
                 keep_cross_attention=keep_cross_attention,
                 gumbel_sampling=gumbel_sampling,
+                exact_fast_top_k=exact_fast_top_k,
             )
             decoded = tokenizer.batch_decode(sequences, skip_special_tokens=True)
             for index, text in zip(chunk, decoded, strict=True):
@@ -214,13 +218,15 @@ def generate_ids(
     fast: bool,
     keep_cross_attention: bool = True,
     gumbel_sampling: bool = True,
+    exact_fast_top_k: bool = True,
 ) -> Any:
     """`model.generate(**inputs)` on one batch: `input_ids` + `attention_mask` (+ optionally
     `encoder_outputs` already computed from them, and any other `generate()` input). `fast`: the
     caller holds `fast_generation(model, settings)` and it yielded True, so the decoder gets a
     `shared_cross_attention_cache`; otherwise beam search gets a `CrossAttentionKeepingCache`
     unless `keep_cross_attention=False`. Beam sampling draws with
-    `kosum.inference.beam_sampling` unless `gumbel_sampling=False` (stock `torch.multinomial`).
+    `kosum.inference.beam_sampling` unless `gumbel_sampling=False` (stock `torch.multinomial`);
+    top-k masks with `kosum.inference.top_k` (same output) unless `exact_fast_top_k=False`.
     `input_ids` stay in the call with `encoder_outputs`: the encoder-side logits processors
     (`encoder_repetition_penalty`, `encoder_no_repeat_ngram_size`) read them."""
     # Without a mask generate() infers one from the pad tokens: that stays its job.
@@ -237,7 +243,9 @@ def generate_ids(
         cache = beam_cache_kwargs(model, settings)
     else:
         cache = {}
-    with fast_beam_sampling(model) if gumbel_sampling else nullcontext():
+    sampling = fast_beam_sampling(model) if gumbel_sampling else nullcontext()
+    top_k = fast_top_k(model) if exact_fast_top_k else nullcontext()
+    with sampling, top_k:
         return model.generate(**inputs, **settings.generate, **cache)
 
 
