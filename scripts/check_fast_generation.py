@@ -1,14 +1,14 @@
 """kosum's fast generation path against transformers' own, on one device: same summaries?
 
-For a device the test suite never sees (CI has no GPU): builds a small random T5 (and the same
-model with a LoRA adapter), then summarises the same texts with `generate_summaries` twice per
-decoding, with every speed-up (kosum's T5 path, the kept cross-attention cache, Gumbel beam
-sampling off so both draw from `torch.multinomial`) and with none, at the same seed; prints how
-many summaries agree, per model, decoding and precision (fp32; bf16 autocast where the device
-has it, which is what `generate_summaries` uses on CUDA). On CPU the deterministic decodings
-agree on every text (tests/test_predict.py); on a GPU the two paths run other kernels, so
-agreement is a measurement, not a guarantee: a few differing sampled summaries under bf16 are
-rounding, a systematic difference is a bug.
+For a device the test suite never sees (CI has no GPU): builds the benchmark's tiny random T5
+(and the same model with a LoRA adapter), then summarises the same texts with
+`generate_summaries` twice per decoding, with every speed-up (kosum's T5 path, the kept
+cross-attention cache; Gumbel beam sampling off, so both draw from `torch.multinomial`) and with
+none, at the same seed; prints how many summaries agree, per model, decoding and precision
+(fp32; bf16 autocast where the device has it, which is what `generate_summaries` uses on CUDA).
+On CPU every text agrees (tests/test_bench_predict.py); on a GPU the two paths run other
+kernels, so agreement is a measurement, not a guarantee: a few differing sampled summaries
+under bf16 are rounding, a systematic difference is a bug.
 
     python scripts/check_fast_generation.py --device cuda --json fast_generation.json
 """
@@ -16,20 +16,20 @@ rounding, a systematic difference is a bug.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import LoraConfig, TaskType, get_peft_model
-from transformers import T5Config, T5ForConditionalGeneration
 
+from bench_predict import build_model  # this folder: on sys.path when run as a script
 from kosum.data.aihub import AihubSource
 from kosum.data.synthetic import generate_corpus
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import generate_summaries
 from kosum.io import write_json
-from kosum.models.tokenizer_training import train_bpe_tokenizer
 
 DECODINGS: dict[str, dict[str, Any]] = {
     "greedy": {"num_beams": 1, "do_sample": False},
@@ -39,26 +39,10 @@ DECODINGS: dict[str, dict[str, Any]] = {
 
 
 def build_models(texts: list[str], device: str) -> tuple[dict[str, torch.nn.Module], Any]:
-    tokenizer = train_bpe_tokenizer(texts, vocab_size=1000)
-    config = T5Config(
-        vocab_size=len(tokenizer),
-        d_model=128,
-        d_ff=256,
-        d_kv=32,
-        num_heads=4,
-        num_layers=3,
-        num_decoder_layers=3,
-        feed_forward_proj="gated-gelu",
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(0)
-    base = T5ForConditionalGeneration(config).eval()
-    torch.manual_seed(0)  # the same random base under the adapter
+    """bench_predict's tiny model (kosum's tiny_t5, random init), bare and with LoRA."""
+    base, tokenizer = build_model(texts, "tiny")
     lora = get_peft_model(
-        T5ForConditionalGeneration(config).eval(),
+        copy.deepcopy(base),
         LoraConfig(task_type=TaskType.SEQ_2_SEQ_LM, r=8, lora_alpha=32, target_modules=["q", "v"]),
     )
     generator = torch.Generator().manual_seed(1)
