@@ -225,6 +225,14 @@ def test_known_traps_are_refused_before_training(overrides: list[str], message: 
         check_config(cfg)
 
 
+def test_bf16_true_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["trainer.precision=bf16-true"])
+    check_config(cfg)
+    assert "bf16-true: weights and AdamW moments are kept in bf16" in caplog.text
+
+
 def test_a_checkpoint_resumes_only_in_its_own_run_folder(tmp_path: Path):
     """Lightning restores best-checkpoint tracking only in the folder it was saved in."""
     checkpoint = tmp_path / "old-run" / "checkpoints" / "last.ckpt"

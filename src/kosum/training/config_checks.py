@@ -7,6 +7,7 @@ seconds with a readable message rather than hours later with NaNs or a deep trac
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 
 import torch
@@ -16,6 +17,8 @@ from transformers import GenerationConfig, GenerationMixin, SchedulerType
 
 from kosum.methods.factory import MERGEABLE_CONFIGS
 from kosum.metrics.rouge import ROUGE_KEYS
+
+log = logging.getLogger(__name__)
 
 FP16_PRECISIONS = {"16", "16-mixed", "16-true", "fp16"}
 # results.json `metrics`: the test split's (only with test=true) and the best validation ROUGE-L.
@@ -35,6 +38,11 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.precision={precision}: T5 overflows in fp16 (activations exceed 65504 and "
             "become inf/NaN). Use trainer.precision=bf16-mixed on GPUs that support it, or 32-true."
+        )
+    if precision == "bf16-true":
+        log.warning(
+            "trainer.precision=bf16-true: weights and AdamW moments are kept in bf16 (no fp32 "
+            "master copy), so small updates round away; use bf16-mixed unless memory forbids it"
         )
     peft_target = str(cfg.peft.get("_target_", ""))
     if cfg.get("gradient_checkpointing", False) and peft_target.endswith("PrefixTuningConfig"):
