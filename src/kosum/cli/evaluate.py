@@ -41,8 +41,6 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     if OmegaConf.is_missing(cfg, "run"):
         raise ValueError("run=<run dir, or its adapter/ or model/ folder> is required")
     run = Path(cfg.run)
-    if not run.exists():
-        raise FileNotFoundError(f"run={run}: no such run directory or adapter/model folder")
     merged = OmegaConf.to_container(cfg, resolve=True)
     trained = run_config(run)  # the run's, also for an adapter/ or model/ folder inside it
     if trained is not None:
@@ -69,10 +67,11 @@ def _keep_the_runs_lengths(data: dict[str, Any], trained: DictConfig) -> None:
     """Another data set (`data=table ...`) is truncated as the run truncated its own (not at
     the data config's default) unless `data.max_source_length=`/`max_target_length=` is given."""
     run_data = OmegaConf.to_container(trained, resolve=False).get("data") or {}
-    given = set(HydraConfig.get().overrides.task) if HydraConfig.initialized() else set()
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    given_keys = {override.lstrip("+").split("=", 1)[0] for override in overrides}
     for key in LENGTHS:
         value = run_data.get(key)
-        if isinstance(value, int) and not any(o.startswith(f"data.{key}=") for o in given):
+        if isinstance(value, int) and f"data.{key}" not in given_keys:
             data[key] = value
             if isinstance(data.get("loader"), dict):  # resolved: it no longer follows data.*
                 data["loader"][key] = value

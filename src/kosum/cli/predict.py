@@ -55,8 +55,6 @@ def prediction_settings(
     cfg: DictConfig,
 ) -> tuple[PromptTemplate, GenerationSettings, DictConfig | None]:
     """Prompt and decoding: chosen on the command line, else the training run's."""
-    if cfg.run is not None and not Path(cfg.run).exists():
-        raise InputError(f"run={cfg.run}: no such run directory or adapter/model folder")
     trained = None if cfg.run is None else run_config(cfg.run)
     chosen = {key: cfg.get(key) for key in FROM_RUN}
     for key in FROM_RUN:
@@ -239,7 +237,7 @@ def run_prediction(cfg: DictConfig) -> dict[str, Any]:
         "run": None if cfg.run is None else str(Path(cfg.run).resolve()),
         "prompt": dataclasses.asdict(prompt),
         "generation": {
-            "generate": OmegaConf.to_container(OmegaConf.create(dict(settings.generate))),
+            "generate": dict(settings.generate),  # plain: GenerationSettings converts it
             "first_sentence": settings.first_sentence,
         },
         "versions": library_versions(),

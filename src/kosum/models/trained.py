@@ -64,8 +64,11 @@ def _load_full_model(folder: Path) -> tuple[torch.nn.Module, PreTrainedTokenizer
 
 
 def run_config(run: str | Path) -> DictConfig | None:
-    """The training run's resolved config, for a run dir or an adapter/model folder inside one."""
+    """The training run's resolved config, for a run dir or an adapter/model folder inside one
+    (None when it has none); a `run` that does not exist is an `InputError` naming it."""
     path = Path(run)
+    if not path.exists():
+        raise InputError(f"run={run}: no such run directory or adapter/model folder")
     for candidate in (path / RUN_CONFIG, path.parent / RUN_CONFIG):
         if candidate.is_file():
             return OmegaConf.load(candidate)

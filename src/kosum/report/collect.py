@@ -173,18 +173,23 @@ def _overridden_values(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _load_run(run_dir: Path, overridden_keys: Iterable[str], own: dict[str, Any]) -> Run:
-    """One run; `overridden_keys` (overridden in any run) are read from its config unless it
-    overrode them itself (`own`, its `_overridden_values`), so runs that kept the default still
-    have the setting."""
+def _read_record(run_dir: Path) -> dict[str, Any]:
+    """The run's `results.json`, which must be a JSON object."""
     try:
         record = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
     except ValueError as error:  # invalid JSON or UTF-8: name the file
         raise ValueError(f"{RESULTS_FILE}: {error}") from None
     if not isinstance(record, dict):
         raise TypeError(f"{RESULTS_FILE}: not a JSON object")
-    if "evaluated_run" in record:  # a kosum-eval record: an evaluation, not a training run
-        raise NotATrainingRun(f"{run_dir} is a kosum-eval output of {record['evaluated_run']}")
+    return record
+
+
+def _load_run(
+    run_dir: Path, record: dict[str, Any], overridden_keys: Iterable[str], own: dict[str, Any]
+) -> Run:
+    """One run from its `record`; `overridden_keys` (overridden in any run) are read from its
+    config unless it overrode them itself (`own`, its `_overridden_values`), so runs that kept
+    the default still have the setting."""
     config = _config_source(run_dir, record)
     choices = _group_choices(run_dir)
     settings: dict[str, Any] = {
@@ -220,40 +225,41 @@ UNREADABLE = (
 )
 
 
-class NotATrainingRun(Exception):
-    """A results.json that is not a training run's (kosum-eval writes one too)."""
-
-
 def load_runs(roots: Iterable[str | Path]) -> list[Run]:
     """Every run under `roots` (see `find_run_dirs`), flattened. A run whose files cannot be
     read (a cut-short `results.json`, a damaged `.hydra/` file) is kept with status
     `unreadable` and the reason, so the report lists it with the failed runs."""
-    run_dirs = find_run_dirs(roots)
-    overridden_by: dict[Path, dict[str, Any]] = {}
+    read: dict[Path, tuple[dict[str, Any], dict[str, Any]]] = {}  # record, own overrides
     errors: dict[Path, Exception] = {}
-    for path in run_dirs:
+    for path in find_run_dirs(roots):
         try:
-            overridden_by[path] = _overridden_values(path)
+            record = _read_record(path)
+            if "evaluated_run" in record:  # kosum-eval's record: an evaluation, not a run
+                log.info("left out: %s is a kosum-eval output of %s", path, record["evaluated_run"])
+                continue
+            read[path] = record, _overridden_values(path)
         except UNREADABLE as error:
             errors[path] = error
-    overridden = sorted({key for values in overridden_by.values() for key in values})
-    runs = []
-    for path in run_dirs:
-        try:
-            runs.append(_load_or_mark(path, overridden, overridden_by.get(path), errors.get(path)))
-        except NotATrainingRun as skipped:
-            log.info("left out: %s", skipped)
+    overridden = sorted({key for _, own in read.values() for key in own})
+    runs = [
+        _load_or_mark(path, overridden, read.get(path), errors.get(path))
+        for path in sorted([*read, *errors], key=_natural_key)
+    ]
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
 
 
 def _load_or_mark(
-    path: Path, overridden: list[str], own: dict[str, Any] | None, error: Exception | None
+    path: Path,
+    overridden: list[str],
+    read: tuple[dict[str, Any], dict[str, Any]] | None,
+    error: Exception | None,
 ) -> Run:
     """`_load_run`, or an `unreadable` run naming what was wrong with its files."""
-    if own is not None:
+    if read is not None:
+        record, own = read
         try:
-            return _load_run(path, overridden, own)
+            return _load_run(path, record, overridden, own)
         except UNREADABLE as caught:
             error = caught
     reason = f"{path}: {type(error).__name__}: {error}"

@@ -50,10 +50,11 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_identity = identity(resolved)
     resume_from = resume_checkpoint(cfg, run_dir)
     if resume_from:  # before any data is loaded: the checkpoint must be of this training
-        check_resume(resume_from, cfg)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+        check_resume(resume_from, run_identity)
     with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True)
@@ -86,7 +87,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler),
         generation=instantiate(cfg.generation),
-        run_identity=identity(cfg),
+        run_identity=run_identity,
     )
     if not is_trainable(method):
         resume_from = None

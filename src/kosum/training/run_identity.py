@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
 from safetensors import safe_open
 
 from kosum.training.checkpoint_io import META_KEY
@@ -38,9 +37,9 @@ FREE_KEYS = {
 }
 
 
-def identity(cfg: DictConfig) -> dict[str, Any]:
-    """The settings of `cfg` (resolved) that a resumed run must share with its checkpoint."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+def identity(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run's resolved config (`OmegaConf.to_container(cfg, resolve=True)`)
+    that a resumed run must share with its checkpoint."""
     found = {key: resolved.get(key) for key in IDENTITY_NODES}
     trainer = resolved.get("trainer") or {}
     found["trainer"] = {key: trainer.get(key) for key in TRAINER_KEYS}
@@ -73,13 +72,13 @@ def differences(saved: Any, current: Any, where: str = "") -> list[str]:
     return [] if saved == current else [f"{where}: {saved!r} → {current!r}"]
 
 
-def check_resume(checkpoint: str | Path, cfg: DictConfig) -> None:
-    """Refuse to resume `checkpoint` with a config that trains something else."""
+def check_resume(checkpoint: str | Path, current: dict[str, Any]) -> None:
+    """Refuse to resume `checkpoint` with settings (`identity`) that train something else."""
     saved = checkpoint_identity(checkpoint)
     if saved is None:
         log.warning("%s records no training settings (an older kosum): not compared", checkpoint)
         return
-    changed = differences(saved, identity(cfg))
+    changed = differences(saved, current)
     if changed:
         raise ConfigError(
             f"resuming {checkpoint} with other training settings than it was saved with "
