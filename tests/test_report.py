@@ -247,6 +247,27 @@ def test_dict_valued_settings_group_runs(make_run: MakeRun, tmp_path: Path) -> N
     assert [config.seeds for config in comparison.configs] == [[1, 2], [1]]
 
 
+def test_an_edited_yaml_default_splits_configurations(make_run: MakeRun, tmp_path, caplog):
+    """Two sweeps with the same overrides, the second after `optim.weight_decay` was edited in
+    conf/: two configurations, each with its own seeds, not one averaged over both."""
+    for name, seed, weight_decay in (("1", 1, 0.0), ("2", 2, 0.0), ("3", 1, 0.01), ("4", 2, 0.01)):
+        run_dir = make_run(name, "lora", seed)
+        composed = {
+            "seed": seed,
+            "paths": {"output_dir": str(run_dir)},  # differs per run, changes nothing measured
+            "optim": {"lr": 2e-4, "weight_decay": weight_decay},
+            "data": {"loader": {"seed": "${seed}"}},  # the same text in every seed's run
+        }
+        (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(composed))
+    with caplog.at_level("WARNING"):
+        [comparison] = compare(load_runs([tmp_path / "sweep"]))
+    configs = [
+        (config.setting("optim.weight_decay"), config.seeds) for config in comparison.configs
+    ]
+    assert configs == [(0.0, [1, 2]), (0.01, [1, 2])]
+    assert "differ in optim.weight_decay" in caplog.text
+
+
 def test_labels_keep_every_digit_a_setting_needs() -> None:
     assert format_value(2e-4) == "0.0002" and format_value(0.1) == "0.1"
     assert format_value(0.000123456789) == "0.000123456789"  # not 0.000123457

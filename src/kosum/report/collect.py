@@ -6,7 +6,11 @@ A run's settings are what a comparison can vary over:
 
 - the Hydra group choices it was composed from (`model`, `data`, `prompt`, ...: .hydra/hydra.yaml);
 - a few config values always worth a column (`peft.r`, `data.categories`, `optim.lr`, ...);
-- every key it overrode on the command line or from a sweeper (.hydra/overrides.yaml).
+- every key it overrode on the command line or from a sweeper (.hydra/overrides.yaml);
+- every other config key whose value differs between runs that agree on all of the above (a
+  YAML default edited between two sweeps), compared in the config as Hydra composed it
+  (.hydra/config.yaml, before interpolation, so `data.loader.seed: ${seed}` is the same in every
+  seed's run).
 
 Config values come from results.json's resolved `config`; a failed run has none, so its Hydra
 `.hydra/config.yaml` is read instead (values that need Hydra's runtime to resolve are left out).
@@ -18,8 +22,9 @@ import csv
 import json
 import logging
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +235,7 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
     read (a cut-short `results.json`, a damaged `.hydra/` file) is kept with status
     `unreadable` and the reason, so the report lists it with the failed runs."""
     read: dict[Path, tuple[dict[str, Any], dict[str, Any]]] = {}  # record, own overrides
+    composed: dict[Path, dict[str, Any]] = {}  # .hydra/config.yaml's leaves, where it exists
     errors: dict[Path, Exception] = {}
     for path in find_run_dirs(roots):
         try:
@@ -238,6 +244,8 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
                 log.info("left out: %s is a kosum-eval output of %s", path, record["evaluated_run"])
                 continue
             read[path] = record, _overridden_values(path)
+            if (leaves := _composed_config(path)) is not None:
+                composed[path] = leaves
         except UNREADABLE as error:
             errors[path] = error
     overridden = sorted({key for _, own in read.values() for key in own})
@@ -245,8 +253,71 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
         _load_or_mark(path, overridden, read.get(path), errors.get(path))
         for path in sorted([*read, *errors], key=_natural_key)
     ]
+    runs = _with_hidden_differences(runs, composed)
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
+
+
+def _leaves(config: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """(dotted key, value) for every leaf of a nested mapping; lists are leaves."""
+    if isinstance(config, Mapping) and config:
+        for key, value in config.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    else:
+        yield prefix.removesuffix("."), config
+
+
+def _composed_config(run_dir: Path) -> dict[str, Any] | None:
+    """The run's config as Hydra composed it, before interpolation, as hashable leaves (keys
+    that do not change what is measured left out); None without `.hydra/config.yaml`, whose
+    resolved copy in results.json could not tell a setting from a value derived from the seed."""
+    config_file = run_dir / ".hydra" / "config.yaml"
+    if not config_file.exists():
+        return None
+    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
+    return {
+        key: _hashable(value)
+        for key, value in _leaves(config)
+        if key.split(".")[0] not in IGNORED_OVERRIDES
+    }
+
+
+_MISSING = object()  # a key one run's config lacks
+
+
+def _with_hidden_differences(runs: list[Run], composed: Mapping[Path, dict[str, Any]]) -> list[Run]:
+    """`runs` with every composed-config key that differs between runs of equal method and
+    settings added to all runs' settings: otherwise two sweeps that differ only in an edited
+    YAML default would be averaged as one configuration (and their seeds merged)."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        if run.path in composed:
+            groups[(run.method, *sorted(run.settings.items()))].append(composed[run.path])
+    hidden = sorted(
+        {
+            key
+            for members in groups.values()
+            for key in set().union(*members)
+            if len({member.get(key, _MISSING) for member in members}) > 1
+        }
+    )
+    if not hidden:
+        return runs
+    log.warning(
+        "runs with the same overrides differ in %s (YAML defaults edited between runs?): "
+        "these are reported as settings",
+        ", ".join(hidden),
+    )
+    return [
+        replace(
+            run,
+            settings={
+                **{key: composed[run.path].get(key) for key in hidden if run.path in composed},
+                **run.settings,
+            },
+        )
+        for run in runs
+    ]
 
 
 def _load_or_mark(
