@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,6 +87,52 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(run_cli, cache_dir,
         tmp_path / "uninterrupted" / "predictions.jsonl"
     )
     assert (run_dir / "metrics.before-resume-1.csv").exists()  # the interrupted log is kept
+
+
+def _train_losses(run_dir: Path) -> dict[int, str]:
+    """`train/loss` by step from the run's metrics.csv (the resumed session's log)."""
+    with (run_dir / "metrics.csv").open(encoding="utf-8") as handle:
+        return {
+            int(row["step"]): row["train/loss"]
+            for row in csv.DictReader(handle)
+            if row["train/loss"]
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved", ["mid-epoch", "after the last batch", "at the epoch's end"])
+def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_path, saved):
+    """A run resumed from a checkpoint written in epoch 1 trains on the batches the
+    uninterrupted run trained on: every later step's loss is the same. The checkpoint is the
+    uninterrupted run's own (every one is kept), copied into a fresh run folder as its
+    last.ckpt: what a run killed right after writing it leaves behind. Checkpoints after a
+    training step (`every_n_train_steps`) and at the end of an epoch (the default) differ in
+    Lightning's loop state."""
+    keep_all = [
+        "callbacks.last_checkpoint.filename='{step}'",
+        "callbacks.last_checkpoint.save_top_k=-1",
+    ]
+    if saved != "at the epoch's end":
+        keep_all.append("callbacks.last_checkpoint.every_n_train_steps=1")
+    else:
+        keep_all.append("callbacks.last_checkpoint.every_n_train_steps=null")
+    reference_dir = tmp_path / "uninterrupted"
+    reference = _train(run_cli, reference_dir, "trainer.max_epochs=3", *keep_all)
+    steps_per_epoch = math.ceil(
+        reference["data"]["examples"]["train"] / reference["config"]["data"]["batch_size"]
+    )
+    reference_losses = _train_losses(reference_dir)
+    assert len(reference_losses) == 3 * steps_per_epoch
+    step = steps_per_epoch + 2 if saved == "mid-epoch" else 2 * steps_per_epoch
+    run_dir = tmp_path / "resumed"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(
+        reference_dir / "checkpoints" / f"step={step}.ckpt", run_dir / "checkpoints" / "last.ckpt"
+    )
+    _train(run_cli, run_dir, "trainer.max_epochs=3", "resume=auto")
+    resumed_losses = _train_losses(run_dir)
+    assert sorted(resumed_losses) == list(range(step, 3 * steps_per_epoch))
+    assert resumed_losses == {s: reference_losses[s] for s in resumed_losses}
 
 
 def test_wall_clock_adds_the_sessions_before_a_resume():

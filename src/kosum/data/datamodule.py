@@ -24,6 +24,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
@@ -314,15 +315,7 @@ class SummarizationDataModule(L.LightningDataModule):
         )
         if shuffle and self._resume_state:
             state, self._resume_state = self._resume_state, None
-            if state.get("batch_order") == BATCH_ORDER_VERSION:
-                sampler.resume_at(state["epoch"], state["train_batches_done"])
-            else:  # skipping by count would skip other batches than the ones trained on
-                log.warning(
-                    "the checkpoint was written with another batch order (kosum version): epoch "
-                    "%d restarts from its first batch instead of continuing mid-epoch, so no "
-                    "example is skipped; the run will not match an uninterrupted one",
-                    state["epoch"],
-                )
+            self._continue(sampler, state)
         return DataLoader(
             split,
             batch_sampler=sampler,
@@ -335,10 +328,32 @@ class SummarizationDataModule(L.LightningDataModule):
         )
 
     # -- resuming mid-epoch -------------------------------------------------------------------
+    @staticmethod
+    def _continue(sampler: LengthGroupedBatchSampler, state: dict[str, int]) -> None:
+        """Start `sampler` where the checkpointed run stood. Lightning draws the first batch of
+        a fit (prefetching, also when `estimated_stepping_batches` sizes the schedule) before
+        it restores its loops and calls `set_epoch`, and on a resume it keeps that iterator for
+        the first epoch: so the sampler must already be at the right epoch here."""
+        epoch, done = state["epoch"], state["train_batches_done"]
+        if done >= len(sampler):  # saved after the epoch's last batch: the next one starts
+            sampler.set_epoch(epoch + 1)
+        elif state.get("batch_order") == BATCH_ORDER_VERSION:
+            sampler.set_epoch(epoch)
+            sampler.resume_at(epoch, done)
+        else:  # skipping by count would skip other batches than the ones trained on
+            sampler.set_epoch(epoch)
+            log.warning(
+                "the checkpoint was written with another batch order (kosum version): epoch "
+                "%d restarts from its first batch instead of continuing mid-epoch, so no "
+                "example is skipped; the run will not match an uninterrupted one",
+                epoch,
+            )
+
     def state_dict(self) -> dict[str, int]:
-        """Saved in every checkpoint: where in which epoch training stood."""
+        """Saved in every checkpoint of a fit (after a training step, at the end of an epoch or
+        of its validation): where in which epoch training stood."""
         trainer = self.trainer
-        if trainer is None or not trainer.training:
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
             return {}
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         return {
