@@ -41,3 +41,25 @@ def test_eval_loss_is_the_per_token_mean_whatever_the_batch_size():
                 module._eval_step("val", _batch(rows, labels, inputs))
         outputs = module.eval_outputs["val"]
         assert torch.isclose(torch.tensor(outputs.loss_sum / outputs.loss_tokens), expected)
+
+
+def test_gen_len_counts_generated_tokens_not_retokenised_text():
+    """Re-tokenising decoded text counts a byte-level token that decodes to U+FFFD as several;
+    gen_len is the generated tokens themselves (start, end and padding not counted)."""
+    tokenizer = train_bpe_tokenizer(["요약할 문서와 요약문의 예시입니다."] * 4, vocab_size=300)
+    model = tiny_t5(len(tokenizer)).eval()
+    inputs = torch.randint(2, len(tokenizer), (3, 7), generator=torch.Generator().manual_seed(0))
+    greedy = GenerationSettings(generate={"num_beams": 1, "max_length": 6})
+    module = SummarizationModule(
+        model, tokenizer, optimizer=None, scheduler=None, generation=greedy
+    )
+    with torch.no_grad():
+        predictions, generated = module.generate_batch(
+            {"input_ids": inputs, "attention_mask": torch.ones_like(inputs)}
+        )
+        sequences = model.generate(input_ids=inputs, num_beams=1, max_length=6)
+    special = set(tokenizer.all_special_ids)
+    expected = sum(token not in special for token in sequences.flatten().tolist())
+    assert generated == expected and 0 < generated <= 3 * 5  # at most max_length - 1 per row
+    retokenised = sum(len(tokenizer.tokenize(text)) for text in predictions)
+    assert retokenised != generated  # what gen_len used to report

@@ -41,6 +41,8 @@ class EvalOutputs:
 
     indices: list[int]
     predictions: list[str]
+    # Generated tokens, special ones (start, end, padding) not counted, before post-processing.
+    generated_tokens: int = 0
     # Teacher-forced loss summed over label tokens: the split's per-token mean does not depend
     # on how it was batched (a mean of batch means would weight a short last batch as a full one).
     loss_sum: float = 0.0
@@ -127,12 +129,16 @@ class SummarizationModule(L.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate_batch(self, batch: dict[str, torch.Tensor]) -> list[str]:
+    def generate_batch(self, batch: dict[str, torch.Tensor]) -> tuple[list[str], int]:
+        """The batch's post-processed summaries and how many tokens were generated for them
+        (special tokens aside)."""
         inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
         with fast_generation(self.model, self.generation) as fast:
             sequences = generate_ids(self.model, inputs, self.generation, fast=fast)
+        special = torch.tensor(self.tokenizer.all_special_ids, device=sequences.device)
+        generated = int((~torch.isin(sequences, special)).sum())
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        return [self.generation.postprocess(text) for text in texts]
+        return [self.generation.postprocess(text) for text in texts], generated
 
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
         outputs = self.eval_outputs.setdefault(split, EvalOutputs([], []))
@@ -145,8 +151,10 @@ class SummarizationModule(L.LightningModule):
             tokens = int((batch["labels"] != LABEL_PAD).sum())  # what the model's mean is over
             outputs.loss_sum += float(loss) * tokens
             outputs.loss_tokens += tokens
+        predictions, generated = self.generate_batch(batch)
         outputs.indices.extend(batch["index"].tolist())
-        outputs.predictions.extend(self.generate_batch(batch))
+        outputs.predictions.extend(predictions)
+        outputs.generated_tokens += generated
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -178,9 +186,7 @@ class SummarizationModule(L.LightningModule):
         indices, predictions = outputs.sorted_by_index()
         references = [dataset.references[i] for i in indices]
         metrics = compute_rouge(predictions, references)
-        gen_len = sum(len(self.tokenizer.tokenize(p)) for p in predictions) / max(
-            len(predictions), 1
-        )
+        gen_len = outputs.generated_tokens / max(len(predictions), 1)
         self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
         if outputs.loss_tokens:
             self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_tokens
