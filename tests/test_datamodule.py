@@ -47,6 +47,9 @@ class RecordingSource:
     def fingerprint(self) -> str:
         return self.inner.fingerprint()
 
+    def describe(self) -> str:
+        return self.inner.describe()
+
     def load(self) -> LoadResult:
         if not self.allow_load:
             raise AssertionError("the source was parsed although the cache should have hit")
@@ -285,6 +288,7 @@ def test_empty_split_is_an_error_naming_it(tokenizer, tmp_path):
     with pytest.raises(ValueError, match="empty") as error:
         datamodule.setup()
     assert str(error.value).startswith(f"the {' and '.join(empty)} split")
+    assert f"examples from {table} (columns id, text, summary))" in str(error.value)
     assert not list((tmp_path / "cache").rglob("summary.json"))
 
 

@@ -187,7 +187,7 @@ class SummarizationDataModule(L.LightningDataModule):
             sizes = ", ".join(f"{name} {len(examples[name])}" for name in SPLITS)
             raise ValueError(
                 f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
-                f"({sizes} examples from {_describe(self.source)}): add documents, or check "
+                f"({sizes} examples from {self.source.describe()}): add documents, or check "
                 f"val_fraction/test_fraction and max_eval_examples"
             )
         truncated: dict[str, dict[str, int]] = {"truncated_sources": {}, "truncated_targets": {}}
@@ -398,11 +398,6 @@ def _tokenizer_identity(tokenizer: PreTrainedTokenizerBase) -> str:
             )
     digest = hashlib.sha256(type(tokenizer).__name__.encode() + b"\0" + serialised)
     return digest.hexdigest()[:16]
-
-
-def _describe(source: ExampleSource) -> str:
-    describe = getattr(source, "describe", None)
-    return describe() if callable(describe) else repr(source)
 
 
 def _stable_subset(examples: list[SummaryExample], size: int) -> list[SummaryExample]:

@@ -68,5 +68,6 @@ class SyntheticSource:
     def load(self) -> LoadResult:
         return self._reader().load()
 
-    def __repr__(self) -> str:
+    def describe(self) -> str:
+        """The generator's options, as shown in errors and logs."""
         return f"SyntheticSource({self.options})"

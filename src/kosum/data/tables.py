@@ -68,6 +68,10 @@ class TableSource:
         self.doc_id_column = doc_id_column
         self.require_summary = require_summary
 
+    def describe(self) -> str:
+        """The file and its columns, as shown in errors and logs."""
+        return f"{self.path} (columns {self.id_column}, {self.text_column}, {self.summary_column})"
+
     def fingerprint(self) -> str:
         """Hash of the options and the file's path, size and mtime (no parsing)."""
         stat = self.path.stat()

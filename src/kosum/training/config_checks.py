@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from transformers import GenerationConfig, GenerationMixin, SchedulerType
+from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
+from transformers import GenerationConfig, GenerationMixin, SchedulerType, get_scheduler
 
 from kosum.methods.factory import MERGEABLE_CONFIGS
 from kosum.metrics.rouge import ROUGE_KEYS
@@ -60,11 +61,14 @@ def check_config(cfg: DictConfig) -> None:
         )
     if cfg.get("resume", False) not in (False, "auto"):
         raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
-    if cfg.data.batch_size < 1 or cfg.data.eval_batch_size < 1:
-        raise ConfigError(
-            f"data.batch_size={cfg.data.batch_size}, data.eval_batch_size="
-            f"{cfg.data.eval_batch_size}: both must be >= 1"
-        )
+    for key in ("batch_size", "eval_batch_size", "max_source_length", "max_target_length"):
+        value = cfg.data.get(key)
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
+    for key in ("r", "num_virtual_tokens"):  # PEFT checks them only once the model is built
+        value = cfg.peft.get(key)
+        if value is not None and not (isinstance(value, int) and value >= 1):
+            raise ConfigError(f"peft.{key}={value!r}: must be a positive integer")
     _check_optimized_metric(cfg)
     _check_generation(cfg)
     _check_optimizer(cfg)
@@ -84,11 +88,36 @@ def _check_optimizer(cfg: DictConfig) -> None:
 
 
 def _check_scheduler(cfg: DictConfig) -> None:
-    """The schedule is built in `configure_optimizers`, after the data and model are loaded."""
-    name = cfg.get("scheduler", {}).get("name")
+    """The schedule is built in `configure_optimizers`, after the data and model are loaded:
+    build it here on a dummy optimiser with what kosum passes (warmup and the number of steps),
+    so a schedule that needs more (`cosine_with_min_lr`'s minimum, `warmup_stable_decay`'s decay
+    steps) or is not a per-step schedule (`reduce_lr_on_plateau`, `greedy`) fails now."""
+    settings = cfg.get("scheduler")
+    if settings is None:
+        return
+    name = settings.get("name")
     names = [schedule.value for schedule in SchedulerType]
-    if name is not None and name not in names:
+    if name not in names:
         raise ConfigError(f"scheduler.name={name!r}: not a transformers schedule; one of {names}")
+    warmup_steps, warmup_ratio = settings.get("warmup_steps", 0), settings.get("warmup_ratio", 0.0)
+    if not (warmup_steps >= 0 and 0.0 <= warmup_ratio <= 1.0):
+        raise ConfigError(
+            f"scheduler.warmup_steps={warmup_steps}, scheduler.warmup_ratio={warmup_ratio}: "
+            "need warmup_steps >= 0 and 0 <= warmup_ratio <= 1"
+        )
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    try:
+        schedule = get_scheduler(name, optimizer, num_warmup_steps=0, num_training_steps=10)
+    except Exception as error:  # any failure to build it is the config's
+        schedule, reason = None, f"{type(error).__name__}: {error}"
+    else:
+        reason = f"it builds a {type(schedule).__name__}, not a per-step schedule"
+    if not isinstance(schedule, LRScheduler) or isinstance(schedule, ReduceLROnPlateau):
+        raise ConfigError(
+            f"scheduler.name={name}: kosum steps the schedule every optimiser step with only "
+            f"the warmup and the number of training steps, and {reason}; use linear, cosine, "
+            "cosine_with_restarts, polynomial, constant, constant_with_warmup or inverse_sqrt"
+        )
 
 
 def _check_validation_runs(cfg: DictConfig) -> None:
@@ -104,6 +133,11 @@ def _check_validation_runs(cfg: DictConfig) -> None:
         )
     every = trainer.get("check_val_every_n_epoch") or 1
     epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if steps == 0 or (epochs == 0 and (steps is None or steps < 0)):
+        raise ConfigError(
+            f"trainer.max_epochs={epochs}, trainer.max_steps={steps}: the run would train "
+            "nothing and test the untrained model as if trained; for that use peft=none"
+        )
     if (steps is None or steps < 0) and epochs is not None and 0 < epochs < every:
         raise ConfigError(
             f"trainer.check_val_every_n_epoch={every} with trainer.max_epochs={epochs}: the run "
