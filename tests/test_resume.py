@@ -149,9 +149,10 @@ def test_wall_clock_adds_the_sessions_before_a_resume():
 
 
 def test_a_resume_compares_the_training_settings_with_the_checkpoints(
-    compose_train, tmp_path: Path
+    compose_train, tmp_path: Path, caplog
 ):
-    """Locations, workers and max_epochs may change on a resume; what is trained may not."""
+    """Locations, workers and max_epochs may change on a resume (the length with a warning:
+    the schedule is laid out anew); what is trained may not."""
     cfg = compose_train(tmp_path / "run", "experiment=smoke")
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: _identity(cfg)}, checkpoint)
@@ -160,6 +161,8 @@ def test_a_resume_compares_the_training_settings_with_the_checkpoints(
         check_resume(
             checkpoint, _identity(compose_train(tmp_path / "run", "experiment=smoke", harmless))
         )
+    assert caplog.text.count("the learning-rate schedule is laid out over the new length") == 1
+    assert "trainer.max_epochs: 2 → 9" in caplog.text
     changed = compose_train(
         tmp_path / "run", "experiment=smoke", "seed=7", "peft.target_modules=[k,v]"
     )
@@ -173,3 +176,17 @@ def test_a_resume_compares_the_training_settings_with_the_checkpoints(
 
 def _identity(cfg) -> dict:
     return identity(OmegaConf.to_container(cfg, resolve=True))
+
+
+@pytest.mark.slow
+def test_a_run_folder_moved_before_its_resume_keeps_its_best_checkpoint(run_cli, tmp_path):
+    """Resuming a copied run folder tests the best checkpoint, as in the original folder
+    (Lightning alone would forget it, the folder's path having changed, and test whatever
+    validated next). The copy's last.ckpt is from the end of training: the resume only tests."""
+    original = _train(run_cli, tmp_path / "original", "trainer.max_epochs=3")
+    moved_dir = tmp_path / "elsewhere" / "moved"
+    shutil.copytree(tmp_path / "original", moved_dir)
+    (moved_dir / "results.json").unlink()
+    moved = _train(run_cli, moved_dir, "trainer.max_epochs=3", "resume=auto")
+    assert moved["metrics"] == original["metrics"]
+    assert "val_rougeL" in moved["metrics"]

@@ -5,8 +5,9 @@ LoRA target modules, another batch size or seed would load part of the state, sk
 another order, and finish with `status: completed`. Each checkpoint therefore records the
 settings that define the training (`identity`); a resume compares them with its own config
 before any data is loaded and refuses, naming each difference. Locations (`data.root`,
-`data.path`, cache folders), worker counts, logging and `trainer.max_epochs` (training longer
-is a reason to resume) may change.
+`data.path`, cache folders), worker counts, logging and `trainer.max_epochs`/`max_steps`
+(training longer is a reason to resume) may change; the latter with a warning, since the
+learning-rate schedule is laid out over the new length.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "kosum_run_identity"
 IDENTITY_NODES = ("model", "peft", "data", "prompt", "optim", "scheduler", "seed")
 TRAINER_KEYS = ("precision", "accumulate_grad_batches", "gradient_clip_val")
+# May change on a resume, with a warning.
+LENGTH_KEY, LENGTH_TRAINER_KEYS = "training_length", ("max_epochs", "max_steps")
 # Where things are, or how fast they load: not what is trained (at any depth).
 FREE_KEYS = {
     "root",
@@ -43,6 +46,7 @@ def identity(resolved: dict[str, Any]) -> dict[str, Any]:
     found = {key: resolved.get(key) for key in IDENTITY_NODES}
     trainer = resolved.get("trainer") or {}
     found["trainer"] = {key: trainer.get(key) for key in TRAINER_KEYS}
+    found[LENGTH_KEY] = {f"trainer.{key}": trainer.get(key) for key in LENGTH_TRAINER_KEYS}
     return _without_free_keys(found)
 
 
@@ -78,7 +82,19 @@ def check_resume(checkpoint: str | Path, current: dict[str, Any]) -> None:
     if saved is None:
         log.warning("%s records no training settings (an older kosum): not compared", checkpoint)
         return
-    changed = differences(saved, current)
+    saved_length, current_length = saved.get(LENGTH_KEY), current.get(LENGTH_KEY)
+    longer = differences(saved_length, current_length) if saved_length is not None else []
+    if longer:
+        log.warning(
+            "resuming %s with %s: the learning-rate schedule is laid out over the new length, "
+            "so a decaying rate jumps at the resume and the run matches no uninterrupted one",
+            checkpoint,
+            "; ".join(longer),
+        )
+    changed = differences(
+        {k: v for k, v in saved.items() if k != LENGTH_KEY},
+        {k: v for k, v in current.items() if k != LENGTH_KEY},
+    )
     if changed:
         raise ConfigError(
             f"resuming {checkpoint} with other training settings than it was saved with "
