@@ -32,6 +32,7 @@ from kosum.models.trained import (
 from kosum.training.config_checks import check_config
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
+from kosum.training.peak_memory import PeakMemory
 from kosum.training.run_identity import check_resume, identity
 from kosum.training.run_record import git_commit, library_versions, write_results
 from kosum.training.wall_clock import WallClock
@@ -48,6 +49,7 @@ def build_datamodule(cfg: DictConfig) -> SummarizationDataModule:
 def run_training(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration; returns the `results.json` record."""
     started = time.perf_counter()
+    peak_memory = PeakMemory()  # this run's own peak: a multirun's jobs share the process
     check_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -112,7 +114,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             module, datamodule=datamodule, ckpt_path="best" if trained and best_val else None
         )
 
-    peak_memory_mb = _peak_memory_mb()
+    peak_memory_mb, peak_memory_kind = peak_memory.mb()
     for logger in loggers:  # logged once, beside the per-step and per-validation metrics
         logger.log_metrics({"peak_memory_mb": peak_memory_mb or 0.0}, step=trainer.global_step)
         logger.save()
@@ -134,6 +136,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         **counts,
         "wall_time_s": wall_clock.elapsed_s(),
         "peak_memory_mb": peak_memory_mb,
+        "peak_memory_kind": peak_memory_kind,
         "data": datamodule.data_summary,
         "versions": library_versions(),
         "git_commit": git_commit(),
@@ -218,14 +221,3 @@ def write_predictions(
             for i, prediction in zip(indices, predictions, strict=True)
         ),
     )
-
-
-def _peak_memory_mb() -> float | None:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    except ImportError:
-        return None
