@@ -215,6 +215,19 @@ def test_a_seed_run_twice_counts_once(lora_vs_prefix: Path, make_run: MakeRun, t
     text = markdown.read_text(encoding="utf-8")
     assert "**Left out**" in text and f"{(lora_vs_prefix / '1').resolve()}` (seed 2)" in text
     assert again.exists()
+    # results.csv says which rows the statistics counted, and in which configuration
+    with (tmp_path / "report" / "results.csv").open(encoding="utf-8") as handle:
+        rows = {Path(row["run_dir"]).name: row for row in csv.DictReader(handle)}
+    assert rows["1"]["counted"] == "False" and rows["again"]["counted"] == "True"
+    assert rows["6"]["counted"] == "False"  # the failed job
+    counted = [row for row in rows.values() if row["counted"] == "True"]
+    means = {
+        label: sum(float(row["rougeL"]) for row in group) / len(group)
+        for label in {row["configuration"] for row in counted}
+        if (group := [row for row in counted if row["configuration"] == label])
+    }
+    assert means == pytest.approx({"lora": lora.metric("rougeL").mean, "prefix": 0.21})
+    assert {row["comparison"] for row in counted} == {"all runs"}
 
 
 def test_partial_seeds_are_marked(lora_vs_prefix: Path, tmp_path: Path) -> None:
@@ -391,12 +404,27 @@ def test_wandb_tags_fit_and_name_the_configuration() -> None:
     assert run_name(labels) == "lora r=8 prompt=none seed=1"
 
 
-def test_notebook_is_valid_and_its_code_compiles() -> None:
+def test_notebook_redraws_the_reports_table(
+    lora_vs_prefix: Path, make_run: MakeRun, tmp_path: Path, monkeypatch
+) -> None:
+    """The notebook's code, run on a report's results.csv (a repeated seed and a failed run
+    included), gives the report's configurations and means."""
+    make_run("again", "lora", 2, 0.50, perfect=("a1", "a2", "b1", "b2"))
+    build_report([lora_vs_prefix], tmp_path / "reports" / "lora_vs_prefix", n_resamples=50)
+    [comparison] = compare(load_runs([lora_vs_prefix]))
     path = REPO_ROOT / "notebooks" / "report.ipynb"
     notebook = json.loads(path.read_text(encoding="utf-8"))
     assert notebook["nbformat"] == 4
-    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    sources = ["".join(cell["source"]) for cell in code]
-    for index, source in enumerate(sources):
-        compile(source, f"{path}:cell{index}", "exec")
-    assert any("results.csv" in source for source in sources)
+    monkeypatch.chdir(tmp_path / "reports")  # RESULTS_CSV is ../reports/lora_vs_prefix/...
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace: dict[str, Any] = {}
+    for index, cell in enumerate(c for c in notebook["cells"] if c["cell_type"] == "code"):
+        exec(compile("".join(cell["source"]), f"{path}:cell{index}", "exec"), namespace)
+    table = namespace["table"]
+    assert [config for _, config in table.index] == [c.label for c in comparison.configs]
+    for config in comparison.configs:
+        row = table.loc[("all runs", config.label)]
+        assert row[("rougeL", "mean")] == pytest.approx(
+            config.metric("rougeL").mean * 100, abs=0.01
+        )
+        assert row[("seeds", "n")] == len(config.runs)

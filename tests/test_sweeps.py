@@ -232,6 +232,9 @@ def test_every_job_runs_and_a_failed_job_does_not_stop_the_sweep(sweeps) -> None
     failed, completed = (_results(sweeps["extra"] / str(job)) for job in range(2))
     assert failed["status"] == "failed" and "overflows in fp16" in failed["error"]
     assert completed["status"] == "completed"
+    refused_log = (sweeps["extra"] / "0" / "train.log").read_text(encoding="utf-8")
+    assert "job refused: trainer.precision=16-mixed" in refused_log
+    assert "Traceback" not in refused_log  # a refused config is the config's fault: one line
 
 
 @pytest.mark.slow

@@ -68,9 +68,11 @@ def main(cfg: DictConfig) -> float | None:
                 print(f"kosum-train: error: {error} (recorded in {where})", file=sys.stderr)
                 sys.exit(2)
             raise
-        log.exception(
-            "job failed (recorded in %s/results.json); the sweep goes on", cfg.paths.output_dir
-        )
+        where = f"{cfg.paths.output_dir}/results.json"
+        if isinstance(error, ConfigError):  # the config's fault, not the code's: no traceback
+            log.error("job refused: %s (recorded in %s); the sweep goes on", error, where)
+        else:
+            log.exception("job failed (recorded in %s); the sweep goes on", where)
         return None
 
 

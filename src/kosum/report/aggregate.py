@@ -262,6 +262,17 @@ def compare(runs: Sequence[Run]) -> list[Comparison]:
     ]
 
 
+def placement(comparisons: Iterable[Comparison]) -> dict[Path, tuple[str, str]]:
+    """Each run counted in the statistics: its comparison's title and configuration's label
+    (completed runs, one per seed; left-out repeats and failed runs are not counted)."""
+    return {
+        run.path: (comparison.title, config.label)
+        for comparison in comparisons
+        for config in comparison.configs
+        for run in config.runs
+    }
+
+
 def _config(method: str, settings: tuple[Setting, ...], runs: list[Run]) -> Config:
     """The configuration of `runs`, one run per seed (the newest `results.json`): a seed run
     twice is one observation, not two (it would shrink the std and the interval)."""

@@ -27,6 +27,7 @@ from kosum.report.aggregate import (
     Summary,
     compare,
     paired_tests,
+    placement,
     reference_method,
     varying_settings,
 )
@@ -296,8 +297,8 @@ def build_report(
         raise FileNotFoundError(f"no results.json found under {', '.join(map(str, sweep_dirs))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = write_runs_csv(runs, out / "results.csv")
     comparisons = compare(runs)
+    csv_path = write_runs_csv(runs, out / "results.csv", placement(comparisons))
     reference = reference_method(
         (config.method for comparison in comparisons for config in comparison.configs), reference
     )

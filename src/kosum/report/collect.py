@@ -345,10 +345,28 @@ def setting_keys(runs: Iterable[Run]) -> list[str]:
     return standard + sorted(keys - set(standard))
 
 
-def write_runs_csv(runs: list[Run], path: str | Path) -> Path:
-    """`results.csv`: one row per run (failed ones too), flat columns for pandas."""
+def write_runs_csv(
+    runs: list[Run], path: str | Path, placement: Mapping[Path, tuple[str, str]] | None = None
+) -> Path:
+    """`results.csv`: one row per run (failed ones too), flat columns for pandas. `placement`
+    maps each run counted in the report's statistics to its comparison title and
+    configuration label (`kosum.report.aggregate.placement`): the `comparison`,
+    `configuration` and `counted` columns let a notebook group rows exactly as the report."""
+    placement = placement or {}
     settings = setting_keys(runs)
-    columns = ["run_dir", "status", "method", "seed", *settings, *METRIC_KEYS, *COST_KEYS, "error"]
+    columns = [
+        "run_dir",
+        "status",
+        "method",
+        "seed",
+        "comparison",
+        "configuration",
+        "counted",
+        *settings,
+        *METRIC_KEYS,
+        *COST_KEYS,
+        "error",
+    ]
     with atomic_open(path) as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
@@ -359,6 +377,9 @@ def write_runs_csv(runs: list[Run], path: str | Path) -> Path:
                     "status": run.status,
                     "method": run.method,
                     "seed": run.seed,
+                    "comparison": placement.get(run.path, ("", ""))[0],
+                    "configuration": placement.get(run.path, ("", ""))[1],
+                    "counted": run.path in placement,
                     **{
                         key: ""
                         if run.settings.get(key) is None
