@@ -281,6 +281,23 @@ def test_an_edited_yaml_default_splits_configurations(make_run: MakeRun, tmp_pat
     assert "differ in optim.weight_decay" in caplog.text
 
 
+def test_batch_size_and_lengths_are_compared_not_split_into_comparisons(
+    make_run: MakeRun, tmp_path: Path
+) -> None:
+    """data.batch_size or data.max_source_length leave the test examples and references as
+    they are: one comparison (paired), unlike data.categories."""
+    for seed in (1, 2):
+        for size in (4, 8):
+            make_run(f"{size}-{seed}", "lora", seed, overrides=[f"data.batch_size={size}"])
+    make_run("long", "lora", 1, overrides=["data.max_source_length=512"])
+    [comparison] = compare(load_runs([tmp_path / "sweep"]))
+    assert [config.label for config in comparison.configs] == [
+        "lora data.batch_size=4",
+        "lora data.batch_size=8",
+        "lora data.max_source_length=512",
+    ]
+
+
 def test_labels_keep_every_digit_a_setting_needs() -> None:
     assert format_value(2e-4) == "0.0002" and format_value(0.1) == "0.1"
     assert format_value(0.000123456789) == "0.000123456789"  # not 0.000123457

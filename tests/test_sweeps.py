@@ -114,7 +114,7 @@ def test_lora_optuna_studies_are_per_model_and_data() -> None:
     ("overrides", "model", "data"),
     [
         ((), "lcw99_t5_large", "aihub"),
-        (("model=tiny_t5", "data=synthetic"), "tiny_t5", "synthetic"),  # the CPU toy version
+        (("model=tiny_t5", "data=synthetic"), "tiny_t5", "synthetic"),  # other choices compose
     ],
 )
 def test_lora_vs_prefix_is_a_multirun_over_methods_and_seeds(overrides, model, data) -> None:

@@ -71,8 +71,26 @@ def summarize(values: Iterable[float], confidence: float = CONFIDENCE) -> Summar
     return Summary(n, mean, std, mean - half_width, mean + half_width)
 
 
+# `data.*` keys that change how examples are batched, truncated or loaded, not which test
+# examples and reference summaries there are: configurations differing in them are compared.
+SAME_TEST_SET_KEYS = frozenset(
+    f"data.{key}"
+    for key in (
+        "batch_size",
+        "eval_batch_size",
+        "num_workers",
+        "group_by_length",
+        "pad_to_max_length",
+        "max_source_length",
+        "max_target_length",
+    )
+)
+
+
 def is_data_setting(key: str) -> bool:
     """Settings that change the test set: configurations differing in them are not paired."""
+    if key in SAME_TEST_SET_KEYS:
+        return False
     return key in {"data", "experiment"} or key.startswith("data.")
 
 
