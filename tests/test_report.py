@@ -246,7 +246,7 @@ def test_partial_seeds_are_marked(lora_vs_prefix: Path, tmp_path: Path) -> None:
     write_json(failed, {**json.loads(failed.read_text(encoding="utf-8")), "error": {"type": "X"}})
     files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=50)
     markdown = files.markdown.read_text(encoding="utf-8")
-    assert "7 runs, 6 completed, 1 failed" in markdown  # not the kosum-eval folder
+    assert "7 runs, 6 completed, 1 failed or unfinished" in markdown  # not the kosum-eval folder
     assert "| prefix | 1, 2, 3 |" in markdown and "(n=2)" in markdown
     assert "| 2/3 vs 3/3 |" in markdown  # prefix seeds with predictions vs lora's
     assert "{'type': 'X'}" in markdown
@@ -362,9 +362,12 @@ def test_damaged_run_files_are_reported_not_fatal(lora_vs_prefix: Path, tmp_path
     predictions.write_text(
         predictions.read_text(encoding="utf-8") + '{"id": "zz", "predic\n', encoding="utf-8"
     )
+    # killed after it started: kosum-train's first record, never replaced
+    write_json(lora_vs_prefix / "killed" / "results.json", {"status": "running", "seed": 4})
     files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=50)
     markdown = files.markdown.read_text(encoding="utf-8")
-    assert "8 runs, 5 completed, 3 failed" in markdown
+    assert "9 runs, 5 completed, 4 failed or unfinished" in markdown
+    assert "| killed | — | 4 |  | unfinished: still running, or killed" in markdown
     assert "results.json: Unterminated string" in markdown  # the cut-short record, by file
     assert "overrides.yaml" in caplog.text  # the damaged .hydra file, by name
     assert "OverrideParseException" in markdown

@@ -59,7 +59,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(run_cli, cache_dir,
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert last.exists(), "the run ended before writing a checkpoint"
-    assert not (run_dir / "results.json").exists(), "the kill came after the run finished"
+    killed = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert killed["status"] == "running", "the kill came after the run finished"
     checkpoint = SafetensorsCheckpointIO().load_checkpoint(last)
     batch_size = reference["config"]["data"]["batch_size"]
     steps_per_epoch = math.ceil(reference["data"]["examples"]["train"] / batch_size)

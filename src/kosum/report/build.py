@@ -227,6 +227,12 @@ def _comparison_blocks(
     return blocks + _category_blocks(comparison)
 
 
+def _status_note(status: str) -> str:
+    if status == "running":  # written when training starts, replaced when it ends
+        return "unfinished: still running, or killed (rerun it with resume=auto to continue)"
+    return status
+
+
 def _failed_blocks(runs: Sequence[Run], root: Path) -> list[Block]:
     failed = [run for run in runs if not run.completed]
     blocks: list[Block] = [Heading("Failed runs")]
@@ -238,7 +244,7 @@ def _failed_blocks(runs: Sequence[Run], root: Path) -> list[Block]:
             run.method or "—",
             "—" if run.seed is None else str(run.seed),
             " ".join(run.overrides),
-            (str(run.error or run.status).splitlines() or [""])[0][:MAX_ERROR_CHARS],
+            (str(run.error or _status_note(run.status)).splitlines() or [""])[0][:MAX_ERROR_CHARS],
         ]
         for run in failed
     ]
@@ -256,7 +262,8 @@ def _overview(
         Paragraph(
             f"Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from "
             + ", ".join(f"`{path}`" for path in sweep_dirs)
-            + f": {len(runs)} runs, {completed} completed, {len(runs) - completed} failed."
+            + f": {len(runs)} runs, {completed} completed, {len(runs) - completed} failed or"
+            " unfinished."
         ),
         BulletList(
             [

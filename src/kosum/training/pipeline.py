@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,19 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         check_resume(resume_from, run_identity)
     with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
+    # Replaced when the run ends (completed or failed): a run killed before that is still
+    # listed by kosum-report, as unfinished, instead of missing without a trace.
+    write_results(
+        run_dir,
+        {
+            "status": "running",
+            "method": cfg.method,
+            "seed": cfg.seed,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+            "config": resolved,
+        },
+    )
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)

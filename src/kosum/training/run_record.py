@@ -1,7 +1,7 @@
 """What every run leaves behind so a report needs no server: `results.json` and predictions.
 
 Schemas (also in docs/run-records.md):
-- `results.json`: {"status": "completed"|"failed", "method", "seed", "metrics": {"rouge1",
+- `results.json`: {"status": "completed"|"failed"|"running", "method", "seed", "metrics": {"rouge1",
   "rouge2", "rougeL", "rougeLsum", "gen_len", "val_rougeL"...} (ROUGE as F1 in [0, 1]),
   "trainable_params", "total_params", "trainable_fraction", "wall_time_s", "data": {...},
   "versions": {package: version}, "git_commit", "config": the resolved config, "error" (failed)}
