@@ -100,27 +100,38 @@ def _train_losses(run_dir: Path) -> dict[int, str]:
         }
 
 
+LIMIT = 3  # trainer.limit_train_batches: epochs of 3 batches
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("saved", ["mid-epoch", "after the last batch", "at the epoch's end"])
+@pytest.mark.parametrize(
+    "saved",
+    ["mid-epoch", "after the last batch", "at the epoch's end", "at a limited epoch's end"],
+)
 def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_path, saved):
     """A run resumed from a checkpoint written in epoch 1 trains on the batches the
     uninterrupted run trained on: every later step's loss is the same. The checkpoint is the
     uninterrupted run's own (every one is kept), copied into a fresh run folder as its
     last.ckpt: what a run killed right after writing it leaves behind. Checkpoints after a
     training step (`every_n_train_steps`) and at the end of an epoch (the default) differ in
-    Lightning's loop state."""
-    keep_all = [
+    Lightning's loop state; with `limit_train_batches` an epoch ends before its data does."""
+    settings = [
+        "trainer.max_epochs=3",
         "callbacks.last_checkpoint.filename='{step}'",
         "callbacks.last_checkpoint.save_top_k=-1",
+        "callbacks.last_checkpoint.every_n_train_steps="
+        + ("1" if saved in ("mid-epoch", "after the last batch") else "null"),
     ]
-    if saved != "at the epoch's end":
-        keep_all.append("callbacks.last_checkpoint.every_n_train_steps=1")
-    else:
-        keep_all.append("callbacks.last_checkpoint.every_n_train_steps=null")
+    if saved == "at a limited epoch's end":
+        settings.append(f"+trainer.limit_train_batches={LIMIT}")
     reference_dir = tmp_path / "uninterrupted"
-    reference = _train(run_cli, reference_dir, "trainer.max_epochs=3", *keep_all)
-    steps_per_epoch = math.ceil(
-        reference["data"]["examples"]["train"] / reference["config"]["data"]["batch_size"]
+    reference = _train(run_cli, reference_dir, *settings)
+    steps_per_epoch = (
+        LIMIT
+        if saved == "at a limited epoch's end"
+        else math.ceil(
+            reference["data"]["examples"]["train"] / reference["config"]["data"]["batch_size"]
+        )
     )
     reference_losses = _train_losses(reference_dir)
     assert len(reference_losses) == 3 * steps_per_epoch
@@ -130,7 +141,7 @@ def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_pa
     shutil.copy(
         reference_dir / "checkpoints" / f"step={step}.ckpt", run_dir / "checkpoints" / "last.ckpt"
     )
-    _train(run_cli, run_dir, "trainer.max_epochs=3", "resume=auto")
+    _train(run_cli, run_dir, *settings, "resume=auto")
     resumed_losses = _train_losses(run_dir)
     assert sorted(resumed_losses) == list(range(step, 3 * steps_per_epoch))
     assert resumed_losses == {s: reference_losses[s] for s in resumed_losses}
@@ -181,12 +192,13 @@ def _identity(cfg) -> dict:
 
 @pytest.mark.slow
 def test_a_run_folder_moved_before_its_resume_keeps_its_best_checkpoint(run_cli, tmp_path):
-    """Resuming a copied run folder tests the best checkpoint, as in the original folder
+    """Resuming a moved run folder tests the best checkpoint, as in the original folder
     (Lightning alone would forget it, the folder's path having changed, and test whatever
     validated next). The copy's last.ckpt is from the end of training: the resume only tests."""
     original = _train(run_cli, tmp_path / "original", "trainer.max_epochs=3")
     moved_dir = tmp_path / "elsewhere" / "moved"
-    shutil.copytree(tmp_path / "original", moved_dir)
+    moved_dir.parent.mkdir()
+    shutil.move(tmp_path / "original", moved_dir)  # the old folder, and its best.ckpt, gone
     (moved_dir / "results.json").unlink()
     moved = _train(run_cli, moved_dir, "trainer.max_epochs=3", "resume=auto")
     assert moved["metrics"] == original["metrics"]

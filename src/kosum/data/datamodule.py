@@ -315,7 +315,7 @@ class SummarizationDataModule(L.LightningDataModule):
         )
         if shuffle and self._resume_state:
             state, self._resume_state = self._resume_state, None
-            self._continue(sampler, state)
+            self._start_where_saved(sampler, state)
         return DataLoader(
             split,
             batch_sampler=sampler,
@@ -328,26 +328,32 @@ class SummarizationDataModule(L.LightningDataModule):
         )
 
     # -- resuming mid-epoch -------------------------------------------------------------------
-    @staticmethod
-    def _continue(sampler: LengthGroupedBatchSampler, state: dict[str, int]) -> None:
+    def _start_where_saved(self, sampler: LengthGroupedBatchSampler, state: dict[str, int]) -> None:
         """Start `sampler` where the checkpointed run stood. Lightning draws the first batch of
         a fit (prefetching, also when `estimated_stepping_batches` sizes the schedule) before
         it restores its loops and calls `set_epoch`, and on a resume it keeps that iterator for
         the first epoch: so the sampler must already be at the right epoch here."""
         epoch, done = state["epoch"], state["train_batches_done"]
-        if done >= len(sampler):  # saved after the epoch's last batch: the next one starts
-            sampler.set_epoch(epoch + 1)
-        elif state.get("batch_order") == BATCH_ORDER_VERSION:
-            sampler.set_epoch(epoch)
+        # older checkpoints lack the flag; they ran whole epochs (no limit_train_batches)
+        if state.get("epoch_finished", done >= len(sampler)):
+            sampler.set_epoch(epoch + 1)  # saved after the epoch's last batch
+            return
+        sampler.set_epoch(epoch)
+        examples = len(self.splits["train"])
+        if state.get("batch_order") != BATCH_ORDER_VERSION:
+            reason = "was written with another batch order (kosum version)"
+        elif state.get("train_examples", examples) != examples:
+            reason = f"trained on {state['train_examples']} examples, this run has {examples}"
+        else:
             sampler.resume_at(epoch, done)
-        else:  # skipping by count would skip other batches than the ones trained on
-            sampler.set_epoch(epoch)
-            log.warning(
-                "the checkpoint was written with another batch order (kosum version): epoch "
-                "%d restarts from its first batch instead of continuing mid-epoch, so no "
-                "example is skipped; the run will not match an uninterrupted one",
-                epoch,
-            )
+            return
+        # skipping by count would skip other batches than the ones trained on
+        log.warning(
+            "the checkpoint %s: epoch %d restarts from its first batch instead of continuing "
+            "mid-epoch, so no example is skipped; the run will not match an uninterrupted one",
+            reason,
+            epoch,
+        )
 
     def state_dict(self) -> dict[str, int]:
         """Saved in every checkpoint of a fit (after a training step, at the end of an epoch or
@@ -359,6 +365,9 @@ class SummarizationDataModule(L.LightningDataModule):
         return {
             "epoch": trainer.current_epoch,
             "train_batches_done": progress.processed,
+            # against Lightning's count, which limit_train_batches lowers
+            "epoch_finished": int(progress.processed >= trainer.num_training_batches),
+            "train_examples": len(self.splits["train"]),
             "batch_order": BATCH_ORDER_VERSION,
         }
 

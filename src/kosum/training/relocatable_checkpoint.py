@@ -22,6 +22,12 @@ PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
 
 
 class RelocatableModelCheckpoint(ModelCheckpoint):
+    def _generate_state_key(self, **kwargs: Any) -> str:
+        """`ModelCheckpoint{...}`, Lightning's key for this callback's state in a checkpoint:
+        checkpoints written with the plain `ModelCheckpoint` (before kosum used this class)
+        keep resuming with their best checkpoint."""
+        return f"{ModelCheckpoint.__qualname__}{kwargs!r}"
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         recorded = state_dict.get("dirpath")
         if recorded is not None and self.dirpath is not None and recorded != self.dirpath:
