@@ -262,23 +262,37 @@ def test_dict_valued_settings_group_runs(make_run: MakeRun, tmp_path: Path) -> N
 
 def test_an_edited_yaml_default_splits_configurations(make_run: MakeRun, tmp_path, caplog):
     """Two sweeps with the same overrides, the second after `optim.weight_decay` was edited in
-    conf/: two configurations, each with its own seeds, not one averaged over both."""
+    conf/: two configurations, each with its own seeds, not one averaged over both. Locations
+    and worker counts do not count; a run without .hydra/config.yaml is placed by its resolved
+    config; a damaged one is listed once, as unreadable."""
     for name, seed, weight_decay in (("1", 1, 0.0), ("2", 2, 0.0), ("3", 1, 0.01), ("4", 2, 0.01)):
         run_dir = make_run(name, "lora", seed)
         composed = {
             "seed": seed,
             "paths": {"output_dir": str(run_dir)},  # differs per run, changes nothing measured
             "optim": {"lr": 2e-4, "weight_decay": weight_decay},
-            "data": {"loader": {"seed": "${seed}"}},  # the same text in every seed's run
+            "data": {
+                "loader": {"seed": "${seed}", "cache_dir": f"/cache/{name}"},  # not measured
+                "num_workers": seed,
+            },
         }
         (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(composed))
+    without = make_run("5", "lora", 3)  # results.json's resolved config only
+    record = json.loads((without / "results.json").read_text(encoding="utf-8"))
+    record["config"]["optim"]["weight_decay"] = 0.01
+    write_json(without / "results.json", record)
+    damaged = make_run("6", "lora", 4)
+    (damaged / ".hydra" / "config.yaml").write_text("optim: [unclosed", encoding="utf-8")
     with caplog.at_level("WARNING"):
-        [comparison] = compare(load_runs([tmp_path / "sweep"]))
+        runs = load_runs([tmp_path / "sweep"])
+    assert [run.path.name for run in runs] == ["1", "2", "3", "4", "5", "6"]
+    assert runs[-1].status == "unreadable" and "config.yaml" in caplog.text
+    [comparison] = compare(runs)
     configs = [
         (config.setting("optim.weight_decay"), config.seeds) for config in comparison.configs
     ]
-    assert configs == [(0.0, [1, 2]), (0.01, [1, 2])]
-    assert "differ in optim.weight_decay" in caplog.text
+    assert configs == [(0.0, [1, 2]), (0.01, [1, 2, 3])]
+    assert "differ in optim.weight_decay (" in caplog.text  # and in nothing else
 
 
 def test_batch_size_and_lengths_are_compared_not_split_into_comparisons(

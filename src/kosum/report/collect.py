@@ -1,7 +1,8 @@
 """Find runs under sweep directories and flatten each into settings, metrics and costs.
 
-A run is any directory holding a `results.json` (completed or failed), found recursively, so a
-Hydra multirun folder, an Optuna sweep, W&B agent runs or a folder of copied runs all work.
+A run is any directory holding a `results.json` (completed, failed or still `running`), found
+recursively, so a Hydra multirun folder, an Optuna sweep, W&B agent runs or a folder of copied
+runs all work.
 A run's settings are what a comparison can vary over:
 
 - the Hydra group choices it was composed from (`model`, `data`, `prompt`, ...: .hydra/hydra.yaml);
@@ -74,6 +75,10 @@ CONFIG_KEYS: tuple[str, ...] = (
     "data.categories",
     "optim.lr",
     "trainer.max_epochs",
+)
+# Config leaves (last key) that change where or how fast things run, not what is measured.
+UNMEASURED_LEAVES = frozenset(
+    {"cache_dir", "num_workers", "log_every_n_steps", "enable_progress_bar"}
 )
 # Overridden keys that do not change what is measured (where files go, how runs are named,
 # logged, launched, searched or resumed: a resumed run ends as the uninterrupted one,
@@ -243,17 +248,21 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
             if "evaluated_run" in record:  # kosum-eval's record: an evaluation, not a run
                 log.info("left out: %s is a kosum-eval output of %s", path, record["evaluated_run"])
                 continue
-            read[path] = record, _overridden_values(path)
-            if (leaves := _composed_config(path)) is not None:
-                composed[path] = leaves
+            own, leaves = _overridden_values(path), _composed_config(path)
         except UNREADABLE as error:
             errors[path] = error
+            continue
+        read[path] = record, own
+        if leaves is not None:
+            composed[path] = leaves
     overridden = sorted({key for _, own in read.values() for key in own})
     runs = [
         _load_or_mark(path, overridden, read.get(path), errors.get(path))
         for path in sorted([*read, *errors], key=_natural_key)
     ]
-    runs = _with_hidden_differences(runs, composed)
+    runs = _with_hidden_differences(
+        runs, composed, {path: record for path, (record, _) in read.items()}
+    )
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
 
@@ -279,19 +288,23 @@ def _composed_config(run_dir: Path) -> dict[str, Any] | None:
         key: _hashable(value)
         for key, value in _leaves(config)
         if key.split(".")[0] not in IGNORED_OVERRIDES
+        and key.rsplit(".", 1)[-1] not in UNMEASURED_LEAVES
     }
 
 
 _MISSING = object()  # a key one run's config lacks
 
 
-def _with_hidden_differences(runs: list[Run], composed: Mapping[Path, dict[str, Any]]) -> list[Run]:
-    """`runs` with every composed-config key that differs between runs of equal method and
-    settings added to all runs' settings: otherwise two sweeps that differ only in an edited
-    YAML default would be averaged as one configuration (and their seeds merged)."""
+def _with_hidden_differences(
+    runs: list[Run], composed: Mapping[Path, dict[str, Any]], records: Mapping[Path, dict]
+) -> list[Run]:
+    """`runs` with every composed-config key that differs between completed runs of equal
+    method and settings added to all runs' settings: otherwise two sweeps that differ only in
+    an edited YAML default would be averaged as one configuration (and their seeds merged).
+    A run without `.hydra/config.yaml` takes these keys' values from its resolved config."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
-        if run.path in composed:
+        if run.completed and run.path in composed:
             groups[(run.method, *sorted(run.settings.items()))].append(composed[run.path])
     hidden = sorted(
         {
@@ -308,16 +321,16 @@ def _with_hidden_differences(runs: list[Run], composed: Mapping[Path, dict[str, 
         "these are reported as settings",
         ", ".join(hidden),
     )
-    return [
-        replace(
-            run,
-            settings={
-                **{key: composed[run.path].get(key) for key in hidden if run.path in composed},
-                **run.settings,
-            },
-        )
-        for run in runs
-    ]
+
+    def values(run: Run) -> dict[str, Any]:
+        if run.path in composed:
+            return {key: composed[run.path].get(key) for key in hidden}
+        if run.path in records:
+            config = _config_source(run.path, records[run.path])
+            return {key: _hashable(_config_value(config, key)) for key in hidden}
+        return {}  # unreadable
+
+    return [replace(run, settings={**values(run), **run.settings}) for run in runs]
 
 
 def _load_or_mark(
