@@ -13,7 +13,7 @@ from kosum.cli.evaluate import evaluation_config
 from kosum.cli.predict import prediction_settings
 from kosum.errors import InputError
 from kosum.io import read_jsonl
-from kosum.models.trained import BASE_MODEL_DIR, RUN_CONFIG, load_trained
+from kosum.models.trained import BASE_MODEL_DIR, RUN_CONFIG, load_trained, run_config
 from tiny_models import tiny_t5
 
 
@@ -241,3 +241,17 @@ def test_eval_refuses_a_missing_run_and_unknown_generate_arguments(tmp_path: Pat
     cfg = {"run": str(run_dir), "prompt": None, "generation": None, "data": None, "split": "test"}
     with pytest.raises(ValueError, match=r"unknown generate\(\) argument\(s\) \['num_beam'\]"):
         evaluation_config(OmegaConf.create(cfg))
+
+
+def test_an_unfinished_run_is_evaluated_with_a_warning(tmp_path: Path, caplog):
+    """A run whose record says `running` (killed, or resumed to train longer) may hold the
+    weights of an earlier session: evaluating or predicting with it says so."""
+    run_dir = _run_folder_with(tmp_path, prompt={"template": "{text}"})
+    (run_dir / "adapter").mkdir()
+    (run_dir / "results.json").write_text('{"status": "running"}', encoding="utf-8")
+    run_config(run_dir / "adapter")
+    assert "results.json says status 'running', not completed" in caplog.text
+    caplog.clear()
+    (run_dir / "results.json").write_text('{"status": "completed"}', encoding="utf-8")
+    run_config(run_dir)
+    assert "not completed" not in caplog.text

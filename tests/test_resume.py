@@ -194,12 +194,18 @@ def _identity(cfg) -> dict:
 def test_a_run_folder_moved_before_its_resume_keeps_its_best_checkpoint(run_cli, tmp_path):
     """Resuming a moved run folder tests the best checkpoint, as in the original folder
     (Lightning alone would forget it, the folder's path having changed, and test whatever
-    validated next). The copy's last.ckpt is from the end of training: the resume only tests."""
+    validated next). The last.ckpt is from the end of training: the resume only tests. The
+    finished run's record is kept aside, and a refused resume leaves it alone."""
     original = _train(run_cli, tmp_path / "original", "trainer.max_epochs=3")
     moved_dir = tmp_path / "elsewhere" / "moved"
     moved_dir.parent.mkdir()
     shutil.move(tmp_path / "original", moved_dir)  # the old folder, and its best.ckpt, gone
-    (moved_dir / "results.json").unlink()
+    record = (moved_dir / "results.json").read_bytes()
+    refused = run_cli(
+        "kosum.cli.train", *RUN_ARGS, f"hydra.run.dir={moved_dir}", "resume=auto", "peft.r=2"
+    )
+    assert refused.returncode == 2 and (moved_dir / "results.json").read_bytes() == record
     moved = _train(run_cli, moved_dir, "trainer.max_epochs=3", "resume=auto")
     assert moved["metrics"] == original["metrics"]
     assert "val_rougeL" in moved["metrics"]
+    assert (moved_dir / "results.before-resume-1.json").read_bytes() == record

@@ -9,6 +9,8 @@ zero-shot run (`peft=none`) is its base model.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from kosum.errors import InputError
 from kosum.methods.factory import ZeroShot
 from kosum.methods.prefix_generation import enable_prefix_generation
 from kosum.models.backbone import ModelSpec, load_model
+
+log = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
 FULL_MODEL_DIR = "model"
@@ -71,8 +75,25 @@ def run_config(run: str | Path) -> DictConfig | None:
         raise InputError(f"run={run}: no such run directory or adapter/model folder")
     for candidate in (path / RUN_CONFIG, path.parent / RUN_CONFIG):
         if candidate.is_file():
+            _warn_if_unfinished(candidate.parent)
             return OmegaConf.load(candidate)
     return None
+
+
+def _warn_if_unfinished(run_dir: Path) -> None:
+    """A run that did not complete (killed, failed, or still training, e.g. resumed to train
+    longer) may hold weights of an earlier session beside a config already rewritten."""
+    try:
+        status = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if status != "completed":
+        log.warning(
+            "%s: results.json says status %r, not completed: its saved weights may be from an "
+            "earlier session or missing",
+            run_dir,
+            status,
+        )
 
 
 def kosum_node(config: DictConfig, key: str, where: str) -> Any:

@@ -229,7 +229,7 @@ def _comparison_blocks(
 
 def _status_note(status: str) -> str:
     if status == "running":  # written when training starts, replaced when it ends
-        return "unfinished: still running, or killed (rerun it with resume=auto to continue)"
+        return "unfinished: still running, or killed (resume=auto in its folder continues it)"
     return status
 
 

@@ -61,7 +61,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
         handle.write(OmegaConf.to_yaml(cfg, resolve=True))
     # Replaced when the run ends (completed or failed): a run killed before that is still
-    # listed by kosum-report, as unfinished, instead of missing without a trace.
+    # listed by kosum-report, as unfinished, instead of missing without a trace. A resumed
+    # run's earlier record is kept aside (resuming a finished run to train longer).
+    if resume_from:
+        _keep_aside(run_dir / "results.json")
     write_results(
         run_dir,
         {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import json
 import logging
 import platform
 import subprocess
@@ -25,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kosum.io import write_json
+from kosum.training.config_checks import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,13 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
         try:
             return task(cfg)
         except Exception as error:
+            if isinstance(error, ConfigError) and _completed(cfg.paths.output_dir):
+                log.warning(
+                    "%s/results.json records a completed run: left as it is (this run was "
+                    "refused before it started)",
+                    cfg.paths.output_dir,
+                )
+                raise
             write_results(
                 cfg.paths.output_dir,
                 {
@@ -104,6 +113,14 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
             raise
 
     return wrapper
+
+
+def _completed(run_dir: str | Path) -> bool:
+    try:
+        record = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("status") == "completed"
 
 
 def _resolved_or_raw(cfg: DictConfig) -> Any:
