@@ -211,8 +211,11 @@ def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
         (["scheduler.name=reduce_lr_on_plateau"], "builds a ReduceLROnPlateau, not a per-step"),
         (["scheduler.name=greedy"], "builds a GreedyLR, not a per-step schedule"),
         (["scheduler.warmup_ratio=1.5"], "0 <= warmup_ratio <= 1"),
-        (["trainer.max_epochs=0"], "max_epochs=0, trainer.max_steps=-1: the run would train"),
-        (["trainer.max_steps=0"], "trainer.max_steps=0: the run would train nothing"),
+        (["trainer.max_epochs=0"], "max_epochs=0, trainer.max_steps=-1, .*: the run would train"),
+        (["trainer.max_epochs=0", "trainer.max_steps=5"], "max_epochs=0, trainer.max_steps=5"),
+        (["+trainer.limit_train_batches=0"], "limit_train_batches=0: the run would train"),
+        (["scheduler.name=polynomial", "optim.lr=1e-8"], r"lr_end \(1e-07\) must be smaller"),
+        (["trainer.max_steps=0"], "trainer.max_steps=0, .*: the run would train nothing"),
         (["data.max_source_length=-5"], "data.max_source_length=-5: must be a positive integer"),
         (["data.batch_size=0"], "data.batch_size=0: must be a positive integer"),
         (["peft.r=-1"], "peft.r=-1: must be a positive integer"),
@@ -234,6 +237,15 @@ def test_known_traps_are_refused_before_training(overrides: list[str], message: 
         cfg = compose(config_name="train", overrides=["paths.output_dir=/tmp/run", *overrides])
     with pytest.raises(ConfigError, match=message):
         check_config(cfg)
+
+
+@pytest.mark.parametrize("overrides", [["scheduler.warmup_steps=null"], ["~scheduler.name"]])
+def test_scheduler_defaults_are_accepted(overrides: list[str]):
+    """`warmup_steps: null` leaves the warmup to the ratio; without a name, linear."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["paths.output_dir=/tmp/run", *overrides])
+    check_config(cfg)
 
 
 def test_bf16_true_is_allowed_with_a_warning(caplog: pytest.LogCaptureFixture):

@@ -71,41 +71,41 @@ def check_config(cfg: DictConfig) -> None:
             raise ConfigError(f"peft.{key}={value!r}: must be a positive integer")
     _check_optimized_metric(cfg)
     _check_generation(cfg)
-    _check_optimizer(cfg)
-    _check_scheduler(cfg)
+    _check_scheduler(cfg, _check_optimizer(cfg))
     _check_validation_runs(cfg)
     _check_resume(cfg)
 
 
-def _check_optimizer(cfg: DictConfig) -> None:
+def _check_optimizer(cfg: DictConfig) -> torch.optim.Optimizer:
     """The optimiser is built in `configure_optimizers`, after the data and model are loaded:
     build it here on one dummy parameter, so a wrong argument fails now, naming `optim`."""
     try:
-        instantiate(cfg.optim)([torch.nn.Parameter(torch.zeros(1))])
+        return instantiate(cfg.optim)([torch.nn.Parameter(torch.zeros(1))])
     except Exception as error:  # any failure to build it is the config's
         settings = OmegaConf.to_container(cfg.optim, resolve=True)
         raise ConfigError(f"optim {settings}: {error.__cause__ or error}") from None
 
 
-def _check_scheduler(cfg: DictConfig) -> None:
+def _check_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:
     """The schedule is built in `configure_optimizers`, after the data and model are loaded:
-    build it here on a dummy optimiser with what kosum passes (warmup and the number of steps),
-    so a schedule that needs more (`cosine_with_min_lr`'s minimum, `warmup_stable_decay`'s decay
-    steps) or is not a per-step schedule (`reduce_lr_on_plateau`, `greedy`) fails now."""
+    build it here on `optimizer` (of a dummy parameter) with what kosum passes (warmup and the
+    number of steps), so a schedule that needs more (`cosine_with_min_lr`'s minimum,
+    `warmup_stable_decay`'s decay steps), refuses the learning rate (`polynomial` below its
+    end rate) or is not a per-step schedule (`reduce_lr_on_plateau`, `greedy`) fails now."""
     settings = cfg.get("scheduler")
     if settings is None:
         return
-    name = settings.get("name")
+    name = settings.get("name", "linear")  # SchedulerSettings' default
     names = [schedule.value for schedule in SchedulerType]
     if name not in names:
         raise ConfigError(f"scheduler.name={name!r}: not a transformers schedule; one of {names}")
-    warmup_steps, warmup_ratio = settings.get("warmup_steps", 0), settings.get("warmup_ratio", 0.0)
+    warmup_steps = settings.get("warmup_steps") or 0  # null: the ratio decides
+    warmup_ratio = settings.get("warmup_ratio") or 0.0
     if not (warmup_steps >= 0 and 0.0 <= warmup_ratio <= 1.0):
         raise ConfigError(
             f"scheduler.warmup_steps={warmup_steps}, scheduler.warmup_ratio={warmup_ratio}: "
             "need warmup_steps >= 0 and 0 <= warmup_ratio <= 1"
         )
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     try:
         schedule = get_scheduler(name, optimizer, num_warmup_steps=0, num_training_steps=10)
     except Exception as error:  # any failure to build it is the config's
@@ -133,9 +133,10 @@ def _check_validation_runs(cfg: DictConfig) -> None:
         )
     every = trainer.get("check_val_every_n_epoch") or 1
     epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
-    if steps == 0 or (epochs == 0 and (steps is None or steps < 0)):
+    if steps == 0 or epochs == 0 or trainer.get("limit_train_batches") == 0:
         raise ConfigError(
-            f"trainer.max_epochs={epochs}, trainer.max_steps={steps}: the run would train "
+            f"trainer.max_epochs={epochs}, trainer.max_steps={steps}, trainer."
+            f"limit_train_batches={trainer.get('limit_train_batches')}: the run would train "
             "nothing and test the untrained model as if trained; for that use peft=none"
         )
     if (steps is None or steps < 0) and epochs is not None and 0 < epochs < every:

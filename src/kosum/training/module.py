@@ -99,7 +99,7 @@ class SummarizationModule(L.LightningModule):
         optimizer = self.optimizer_factory(parameters)
         total_steps = int(self.trainer.estimated_stepping_batches)
         settings = self.scheduler_settings
-        warmup = settings.warmup_steps or int(settings.warmup_ratio * total_steps)
+        warmup = settings.warmup_steps or int((settings.warmup_ratio or 0.0) * total_steps)
         scheduler = get_scheduler(settings.name, optimizer, warmup, total_steps)
         return {
             "optimizer": optimizer,

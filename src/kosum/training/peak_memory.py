@@ -20,7 +20,8 @@ class PeakMemory:
     """Created when a run starts (resetting the peaks); `mb()` when it ends."""
 
     def __init__(self) -> None:
-        if torch.cuda.is_available():
+        # an earlier job's CUDA peak; a fresh process has none (and a CPU run starts no context)
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
             torch.cuda.reset_peak_memory_stats()
         try:
             (PROC / "clear_refs").write_text("5")
@@ -28,10 +29,10 @@ class PeakMemory:
         except OSError:  # not Linux, or not permitted
             self.rss_reset = False
 
-    def mb(self) -> tuple[float | None, str]:
-        """The peak since creation in MiB, and what it measures."""
-        if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20, "cuda_allocated"
+    def mb(self, device: torch.device) -> tuple[float | None, str]:
+        """The peak since creation in MiB on the run's `device`, and what it measures."""
+        if device.type == "cuda":
+            return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_allocated"
         if self.rss_reset:
             for line in (PROC / "status").read_text().splitlines():
                 if line.startswith("VmHWM:"):  # "VmHWM:   221336 kB"

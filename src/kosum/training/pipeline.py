@@ -131,7 +131,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             module, datamodule=datamodule, ckpt_path="best" if trained and best_val else None
         )
 
-    peak_memory_mb, peak_memory_kind = peak_memory.mb()
+    peak_memory_mb, peak_memory_kind = peak_memory.mb(trainer.strategy.root_device)
     for logger in loggers:  # logged once, beside the per-step and per-validation metrics
         logger.log_metrics({"peak_memory_mb": peak_memory_mb or 0.0}, step=trainer.global_step)
         logger.save()
