@@ -20,7 +20,7 @@ from kosum.data.aihub import CATEGORIES
 from kosum.io import write_json, write_jsonl
 from kosum.report.aggregate import compare, paired_tests, reference_method, summarize
 from kosum.report.build import build_report
-from kosum.report.collect import load_runs
+from kosum.report.collect import find_run_dirs, load_runs
 from kosum.report.labels import format_value
 from kosum.report.tracking import MAX_TAG_LENGTH, run_name, run_tags
 
@@ -310,6 +310,17 @@ def test_batch_size_and_lengths_are_compared_not_split_into_comparisons(
         "lora data.batch_size=8",
         "lora data.max_source_length=512",
     ]
+
+
+def test_runs_linked_into_a_sweep_folder_are_found_once(lora_vs_prefix: Path, tmp_path):
+    """A folder of links to runs kept elsewhere (and a link looping back) is followed, each
+    real run once."""
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "lora-1").symlink_to(lora_vs_prefix / "0")
+    (linked / "again").symlink_to(lora_vs_prefix / "0")
+    (linked / "loop").symlink_to(linked)
+    assert find_run_dirs([linked]) == [(lora_vs_prefix / "0").resolve()]
 
 
 def test_labels_keep_every_digit_a_setting_needs() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -126,13 +127,23 @@ def _natural_key(path: Path) -> tuple[tuple[int, int | str], ...]:
 
 
 def find_run_dirs(roots: Iterable[str | Path]) -> list[Path]:
-    """Directories holding a results.json under (or at) each root, in natural order, unique."""
+    """Directories holding a results.json under (or at) each root, in natural order, unique.
+    Linked folders are followed (a sweep folder of links to runs kept elsewhere), each real
+    folder once."""
     found: set[Path] = set()
     for root in roots:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"no such sweep directory: {root}")
-        found.update(path.parent.resolve() for path in root.rglob(RESULTS_FILE))
+        visited: set[Path] = set()
+        for folder, subfolders, files in os.walk(root, followlinks=True):
+            real = Path(folder).resolve()
+            if real in visited:  # a link back up the tree, or two links to one folder
+                subfolders.clear()
+                continue
+            visited.add(real)
+            if RESULTS_FILE in files:
+                found.add(real)
     return sorted(found, key=_natural_key)
 
 
@@ -366,6 +377,11 @@ def write_runs_csv(
     configuration label (`kosum.report.aggregate.placement`): the `comparison`,
     `configuration` and `counted` columns let a notebook group rows exactly as the report."""
     placement = placement or {}
+
+    def placed(run: Run) -> dict[str, str]:
+        comparison, configuration = placement.get(run.path, ("", ""))
+        return {"comparison": comparison, "configuration": configuration}
+
     settings = setting_keys(runs)
     columns = [
         "run_dir",
@@ -390,8 +406,7 @@ def write_runs_csv(
                     "status": run.status,
                     "method": run.method,
                     "seed": run.seed,
-                    "comparison": placement.get(run.path, ("", ""))[0],
-                    "configuration": placement.get(run.path, ("", ""))[1],
+                    **placed(run),
                     "counted": run.path in placement,
                     **{
                         key: ""
