@@ -176,6 +176,31 @@ def test_unknown_group_option_fails_before_training(run_cli, tmp_path: Path):
     assert not (tmp_path / "bad" / "results.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (["data.path={table}"], "{table}: missing required column(s) ['summary']"),
+        ([], "Missing mandatory value: data.path"),
+    ],
+)
+def test_bad_data_is_one_line_not_a_traceback(run_cli, tmp_path: Path, data, message):
+    """A table without summaries, or no table at all: as kosum-data and kosum-eval say it."""
+    table = tmp_path / "no_summary.csv"
+    table.write_text("id,text\na,본문입니다.\n", encoding="utf-8")
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "kosum.cli.train",
+        "experiment=smoke",
+        "data=table",
+        *(override.format(table=table) for override in data),
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message.format(table=table) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["traceback"]
+
+
 def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):
     run_dir = tmp_path / "fp16"
     result = run_cli(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hydra.errors import InstantiationException
+from omegaconf.errors import MissingMandatoryValue
+
 SHOWN_ITEMS = 10
 
 
@@ -15,3 +18,15 @@ def some(items: Sequence[str], shown: int = SHOWN_ITEMS) -> str:
     """The first `shown` items, comma-separated, and how many more there are."""
     listed = ", ".join(items[:shown])
     return listed + (f", ... ({len(items) - shown} more)" if len(items) > shown else "")
+
+
+def user_error(error: BaseException) -> BaseException | None:
+    """The missing file, bad value or unset option behind `error` (Hydra wraps what an object
+    raises while it is built), or None for anything else (a bug: keep its traceback).
+    `InputError` and kosum's `ConfigError` are `ValueError`s; `MissingMandatoryValue` covers
+    a required option left at `???`, such as `data.root`."""
+    if isinstance(error, InstantiationException):
+        return user_error(error.__cause__) if error.__cause__ is not None else None
+    return (
+        error if isinstance(error, FileNotFoundError | ValueError | MissingMandatoryValue) else None
+    )

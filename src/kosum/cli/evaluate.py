@@ -17,11 +17,11 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
+from kosum.errors import user_error
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.config_checks import check_generate_arguments
 from kosum.training.module import SummarizationModule
@@ -121,21 +121,13 @@ def _evaluate(cfg: DictConfig) -> Any:
 def main(cfg: DictConfig) -> Any:
     try:
         return _evaluate(cfg)
-    except (FileNotFoundError, ValueError, InstantiationException) as error:
-        cause = _user_error(error)
+    except Exception as error:
+        cause = user_error(error)
         if cause is None:
             raise
         where = f"{cfg.paths.output_dir}/results.json"
         print(f"kosum-eval: error: {cause} (recorded in {where})", file=sys.stderr)
         sys.exit(2)
-
-
-def _user_error(error: BaseException) -> BaseException | None:
-    """The missing file or bad value behind `error` (Hydra wraps what a data source raises
-    while it is built), or None for anything else."""
-    if isinstance(error, InstantiationException):
-        return _user_error(error.__cause__) if error.__cause__ is not None else None
-    return error if isinstance(error, FileNotFoundError | ValueError) else None
 
 
 if __name__ == "__main__":

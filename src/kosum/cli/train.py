@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig
 
 from kosum.config import config_dir, register_resolvers
-from kosum.training.config_checks import ConfigError
+from kosum.errors import user_error
 from kosum.training.pipeline import run_training
 from kosum.training.run_record import record_failures
 
@@ -62,15 +62,15 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return _train(cfg)
     except Exception as error:
-        if not _in_multirun():
-            if isinstance(error, ConfigError):  # refused before any work: one line, exit 2
-                where = f"{cfg.paths.output_dir}/results.json"
-                print(f"kosum-train: error: {error} (recorded in {where})", file=sys.stderr)
-                sys.exit(2)
-            raise
         where = f"{cfg.paths.output_dir}/results.json"
-        if isinstance(error, ConfigError):  # the config's fault, not the code's: no traceback
-            log.error("job refused: %s (recorded in %s); the sweep goes on", error, where)
+        cause = user_error(error)  # a refused config, missing file or bad data: no traceback
+        if not _in_multirun():
+            if cause is None:
+                raise
+            print(f"kosum-train: error: {cause} (recorded in {where})", file=sys.stderr)
+            sys.exit(2)
+        if cause is not None:
+            log.error("job refused: %s (recorded in %s); the sweep goes on", cause, where)
         else:
             log.exception("job failed (recorded in %s); the sweep goes on", where)
         return None
