@@ -467,6 +467,15 @@ def test_predict_refuses_ambiguous_model_choice(
         with pytest.raises(InputError, match=message):
             predict(run, f"input={input_csv}", output, option)
     assert not (tmp_path / "o.csv").exists()
+    before = input_csv.read_bytes()
+    for paths, message in (
+        ([f"output={input_csv}"], "is the input file; write elsewhere"),
+        ([f"output={tmp_path}"], "is a folder; give a file path"),
+        ([output, f"timings={tmp_path / 'o.csv'}"], "output and timings are the same file"),
+    ):
+        with pytest.raises(InputError, match=message):
+            predict(run, f"input={input_csv}", *paths)
+    assert input_csv.read_bytes() == before and not (tmp_path / "o.csv").exists()
     with pytest.raises(InputError, match="random-init"):
         predict(
             "model=tiny_t5",

@@ -158,6 +158,22 @@ def check_options(cfg: DictConfig) -> None:
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise InputError(f"{key}={value!r}: must be an integer >= {minimum}")
+    _check_output_paths(cfg)
+
+
+def _check_output_paths(cfg: DictConfig) -> None:
+    """Before anything is generated: the submission and timings files must be new paths of
+    their own (writing one over the input, or over the other, would lose it)."""
+    written = {"output": Path(cfg.output)}
+    if cfg.get("timings"):
+        written["timings"] = Path(cfg.timings)
+    for key, path in written.items():
+        if path.is_dir():
+            raise InputError(f"{key}={path}: is a folder; give a file path")
+        if path.resolve() == Path(cfg.input).resolve():
+            raise InputError(f"{key}={path}: is the input file; write elsewhere")
+    if len({path.resolve() for path in written.values()}) < len(written):
+        raise InputError(f"output and timings are the same file ({cfg.output}); use two paths")
 
 
 def write_submission(path: str | Path, ids: list[str], summaries: list[str]) -> None:
