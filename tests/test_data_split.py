@@ -91,6 +91,16 @@ def test_official_validation_is_halved_into_val_and_test(tmp_path: Path):
     assert {official[e.id] for e in hashed["train"]} == {"train", "val"}
 
 
+def test_official_validation_data_alone_is_split_by_hash(caplog):
+    """AI-Hub's validation zip alone: official mode would train on one document (the
+    tiny-dataset rule's), so the documents are split by hash, with a warning."""
+    examples = _examples([f"v{i}" for i in range(200)], split="val")
+    splits = split_examples(examples, val_fraction=0.1, test_fraction=0.1)
+    assert splits == split_examples(examples, use_official=False)
+    assert 140 < len(splits["train"]) < 180
+    assert "every document comes from the official validation split" in caplog.text
+
+
 def test_an_article_straddling_the_official_split_goes_to_train():
     examples = [
         SummaryExample("a-1", "본문", "요약", doc_id="a", split="train"),

@@ -10,7 +10,8 @@ Rules of `split_examples`:
   validation documents are divided by doc-id hash into val and test halves (AI-Hub publishes no
   test split; the halves are of equal expected size whatever the fractions). Documents with no
   official split fall back to the hash split below. An article whose passages straddle the
-  official split goes to train whole, so no text is both trained on and evaluated on.
+  official split goes to train whole, so no text is both trained on and evaluated on. Data that
+  is all official validation (nothing to train on) is split in hash mode, with a warning.
 - Hash mode (otherwise): a document goes to test when its hash fraction is below
   `test_fraction`, to val below `test_fraction + val_fraction`, else to train.
 - Tiny datasets: when a split is empty but there are at least three documents, the document
@@ -60,6 +61,14 @@ def split_examples(
     for example in examples:
         official.setdefault(example.doc_id, set()).add(example.split)
     official_mode = use_official and any("val" in splits for splits in official.values())
+    if official_mode and all(splits == {"val"} for splits in official.values()):
+        # official validation data alone (e.g. AI-Hub's *_validation.zip): official mode would
+        # leave nothing to train on but what the tiny-dataset rule moves there
+        log.warning(
+            "every document comes from the official validation split: splitting them by hash "
+            "(val_fraction/test_fraction) instead, so that there is training data"
+        )
+        official_mode = False
     if official_mode:
         log.info(
             "official validation split found: its articles make val and test (half each); "
