@@ -31,7 +31,7 @@ from transformers import PreTrainedTokenizerBase
 from kosum.data.batching import BATCH_ORDER_VERSION, LengthGroupedBatchSampler, Seq2SeqCollator
 from kosum.data.example import ExampleSource, LoadResult, SummaryExample
 from kosum.data.prompts import PromptTemplate, Stage
-from kosum.data.split import hash_fraction, split_examples
+from kosum.data.split import SPLIT_RULES_VERSION, hash_fraction, split_examples
 from kosum.data.tokenized import TokenizedSplit, pack
 from kosum.io import write_json
 
@@ -110,7 +110,9 @@ class SummarizationDataModule(L.LightningDataModule):
         """
         if self._corpus_key is None:
             split: Any = "whole source as test" if self.whole_source_as_test else self.split_options
-            payload = json.dumps([self.source.fingerprint(), split], sort_keys=True)
+            payload = json.dumps(
+                [self.source.fingerprint(), split, SPLIT_RULES_VERSION], sort_keys=True
+            )
             self._corpus_key = hashlib.sha256(payload.encode()).hexdigest()[:16]
         return self._corpus_key
 
