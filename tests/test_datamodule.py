@@ -111,6 +111,25 @@ def test_second_run_reloads_identical_splits_from_cache_without_parsing(
         assert len(b) > 0
 
 
+def test_skipped_records_are_listed_on_a_cache_hit_too(corpus, tokenizer, tmp_path, caplog):
+    """The source is not parsed on a cache hit; the files it skipped are still listed (log
+    and data summary, hence results.json)."""
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    bad = root / "REPORT-news_r-99999-00001.json"
+    bad.write_text('{"Meta(Acqusition)": {', encoding="utf-8")
+    for allow_load in (True, False):
+        caplog.clear()
+        datamodule = _datamodule(
+            RecordingSource(root, allow_load=allow_load), tokenizer, tmp_path / "cache"
+        )
+        datamodule.setup()
+        assert datamodule.data_summary["cache"] == ("miss" if allow_load else "hit")
+        [record] = datamodule.data_summary["skipped_records"]
+        assert record["path"].endswith(bad.name) and "invalid JSON" in record["reason"]
+        assert f"skipped 1 record(s):\n  {record['path']}" in caplog.text
+
+
 def test_damaged_cache_entry_is_rebuilt(corpus, tokenizer, tmp_path, caplog):
     first = _datamodule(AihubSource(corpus), tokenizer, tmp_path)
     first.setup()

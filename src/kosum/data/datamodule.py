@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from kosum.data.batching import BATCH_ORDER_VERSION, LengthGroupedBatchSampler, Seq2SeqCollator
-from kosum.data.example import ExampleSource, LoadResult, SummaryExample
+from kosum.data.example import ExampleSource, LoadResult, SkippedRecord, SummaryExample
 from kosum.data.prompts import PromptTemplate, Stage
 from kosum.data.split import SPLIT_RULES_VERSION, hash_fraction, split_examples
 from kosum.data.tokenized import TokenizedSplit, pack
@@ -206,6 +206,11 @@ class SummarizationDataModule(L.LightningDataModule):
             "examples": {name: len(split) for name, split in self.splits.items()},
             "by_category": self._load_result.by_category(),
             "skipped": len(self._load_result.skipped),
+            # listed again on a cache hit (the source is not parsed then) and in results.json
+            "skipped_records": [
+                {"path": record.path, "reason": record.reason}
+                for record in self._load_result.skipped
+            ],
             **truncated,
         }
         # Written last: its presence marks a complete entry.
@@ -233,6 +238,9 @@ class SummarizationDataModule(L.LightningDataModule):
             return False
         self.splits = splits
         self.data_summary = {**summary, "cache": "hit"}
+        skipped = [SkippedRecord(**record) for record in summary.get("skipped_records", [])]
+        if skipped:
+            log.warning(LoadResult([], skipped).skip_summary())
         return True
 
     def _tokenize(
