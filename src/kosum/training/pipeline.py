@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         resume_from = None
     if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
         _keep_aside(run_dir / "metrics.csv")
+    # The CSV logger warns that "previous log files will be deleted" whenever its folder is
+    # not empty, and the run folder always holds .hydra/ and resolved_config.yaml: only an old
+    # metrics.csv would go, and a resume has just kept it aside.
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* is not empty")
     loggers = [instantiate(node) for node in cfg.logger.values()]
     wall_clock = WallClock(started)  # resumed runs count their earlier sessions too
     callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()] + [wall_clock]
