@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import zipfile
 from collections import Counter
@@ -129,12 +130,14 @@ def test_corrupted_files_are_skipped_with_path_and_reason_and_good_ones_kept(
     empty_passage["Meta(Refine)"]["passage"] = " \n  \u200b "
     _write(folder / "REPORT-news_r-90007-00001.json", empty_passage)
     _write(folder / "REPORT-blog-90008-00001.json", _document(template, 90008, "blog"))
+    (folder / "REPORT-news_r-90009-00001.json").write_bytes(b" \n")
 
     result = AihubSource(tmp_path).load()
 
     reasons = {Path(s.path).name.split("-")[2]: s.reason for s in result.skipped}
-    assert len(result.skipped) == 7 and all(s.path.startswith(str(folder)) for s in result.skipped)
-    assert "invalid JSON" in reasons["90001"]
+    assert len(result.skipped) == 8 and all(s.path.startswith(str(folder)) for s in result.skipped)
+    assert re.fullmatch(r"invalid JSON \(.+, line \d+ column \d+\)", reasons["90001"])
+    assert reasons["90009"] == "empty file"
     assert "not UTF-8" in reasons["90002"] and "not UTF-8" in reasons["90003"]
     assert "Annotation" in reasons["90005"]
     assert "summary1" in reasons["90006"]

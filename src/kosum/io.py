@@ -91,7 +91,7 @@ def parse_jsonl(content: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
-            yield number, f"invalid JSON: {error.msg}"
+            yield number, f"invalid JSON ({error.msg}, column {error.colno})"
             continue
         yield number, value if isinstance(value, dict) else "not a JSON object"
 

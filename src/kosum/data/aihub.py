@@ -441,10 +441,14 @@ def _parse(
         decoded = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _BadDocument(f"not UTF-8 (invalid byte at offset {exc.start})") from None
+    if not decoded.strip():
+        raise _BadDocument("empty file")
     try:
         data = json.loads(decoded)
     except json.JSONDecodeError as exc:
-        raise _BadDocument(f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
+        raise _BadDocument(
+            f"invalid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+        ) from None
     if not isinstance(data, dict):
         raise _BadDocument("invalid document: top level is not a JSON object")
     refine = data.get("Meta(Refine)")
