@@ -201,6 +201,25 @@ def test_bad_data_is_one_line_not_a_traceback(run_cli, tmp_path: Path, data, mes
     assert json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["traceback"]
 
 
+def test_all_empty_predictions_are_warned_about_once_per_split(run_cli, tmp_path: Path):
+    """Without smoke's suppress_tokens/min_length the barely trained tiny model predicts only
+    padding: ROUGE 0, said once for validation (it runs every epoch) and once for test."""
+    run_dir = tmp_path / "empty"
+    result = run_cli(
+        "kosum.cli.train",
+        "experiment=smoke",
+        "generation.generate.suppress_tokens=null",
+        "generation.generate.min_length=0",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    predictions = read_jsonl(run_dir / "predictions.jsonl")
+    assert predictions and not any(row["prediction"] for row in predictions)
+    log = (run_dir / "train.log").read_text(encoding="utf-8")
+    assert log.count("every val prediction is empty") == 1
+    assert log.count("every test prediction is empty") == 1
+
+
 def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):
     run_dir = tmp_path / "fp16"
     result = run_cli(

@@ -7,6 +7,7 @@ weights, and validation/test generate summaries and score them with Korean ROUGE
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from kosum.generation import GenerationSettings
 from kosum.inference.batched import fast_generation, generate_ids
 from kosum.metrics import compute_rouge
 from kosum.training.run_identity import CHECKPOINT_KEY
+
+log = logging.getLogger(__name__)
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -75,6 +78,7 @@ class SummarizationModule(L.LightningModule):
         self.eval_outputs: dict[str, EvalOutputs] = {}
         self.last_eval_metrics: dict[str, dict[str, Any]] = {}
         self._step_started: float | None = None
+        self._warned: set[str] = set()  # splits already warned about empty predictions
 
     # -- training -----------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -187,6 +191,14 @@ class SummarizationModule(L.LightningModule):
         references = [dataset.references[i] for i in indices]
         metrics = compute_rouge(predictions, references)
         gen_len = outputs.generated_tokens / max(len(predictions), 1)
+        if predictions and not any(p.strip() for p in predictions) and split not in self._warned:
+            self._warned.add(split)  # once per split: validation runs every epoch
+            log.warning(
+                "every %s prediction is empty: the model generates nothing but special tokens "
+                "(a barely trained model predicts padding), so ROUGE is 0; "
+                "generation.generate.min_length and suppress_tokens force text (experiment=smoke)",
+                split,
+            )
         self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
         if outputs.loss_tokens:
             self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_tokens
