@@ -13,7 +13,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
+from kosum.config import config_dir, register_resolvers
 from kosum.data.aihub import CATEGORIES, SETS, AihubSource, NoDocumentsError
 from kosum.data.normalize import normalize_text
 from kosum.data.synthetic import generate_corpus
@@ -327,3 +331,16 @@ def test_fingerprint_tracks_files_and_options_without_parsing(corpus: Path, tmp_
     assert touched != first
     (root / "REPORT-news_r-99999-00001.json").write_text("{not json")  # never parsed here
     assert AihubSource(root).fingerprint() not in (first, touched)
+
+
+def test_shared_sample_config_finds_the_samples_from_any_directory(
+    shared_data: Path, tmp_path: Path, monkeypatch
+):
+    """`data=shared_sample` points beside the checkout, not beside the working directory."""
+    register_resolvers()
+    monkeypatch.chdir(tmp_path)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["data=shared_sample"])
+    root = Path(OmegaConf.select(cfg, "data.root"))
+    assert root.resolve() == (shared_data / "aihub582_sample").resolve()

@@ -13,9 +13,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 
+CHECKOUT = Path(__file__).resolve().parents[2]  # the repository an editable install runs from
+
+
 def config_dir() -> str:
     override = os.environ.get("KOSUM_CONFIG_DIR")
-    candidate = Path(override) if override else Path(__file__).resolve().parents[2] / "conf"
+    candidate = Path(override) if override else CHECKOUT / "conf"
     if not (candidate / "train.yaml").exists():
         raise FileNotFoundError(
             f"kosum's Hydra configs were not found at {candidate}. Install kosum from a checkout "
@@ -42,3 +45,5 @@ def wandb_offline() -> bool:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("kosum.wandb_offline"):
         OmegaConf.register_new_resolver("kosum.wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("kosum.checkout"):  # whatever the working directory
+        OmegaConf.register_new_resolver("kosum.checkout", lambda: str(CHECKOUT))
