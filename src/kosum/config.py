@@ -12,7 +12,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-
 CHECKOUT = Path(__file__).resolve().parents[2]  # the repository an editable install runs from
 
 
