@@ -135,11 +135,19 @@ def test_corrupted_files_are_skipped_with_path_and_reason_and_good_ones_kept(
     _write(folder / "REPORT-news_r-90007-00001.json", empty_passage)
     _write(folder / "REPORT-blog-90008-00001.json", _document(template, 90008, "blog"))
     (folder / "REPORT-news_r-90009-00001.json").write_bytes(b" \n")
+    numeric_passage = _document(template, 90010)
+    numeric_passage["Meta(Refine)"]["passage"] = 123
+    _write(folder / "REPORT-news_r-90010-00001.json", numeric_passage)
+    listed_summary = _document(template, 90011)
+    listed_summary["Annotation"]["summary1"] = ["가", "나"]
+    _write(folder / "REPORT-news_r-90011-00001.json", listed_summary)
 
     result = AihubSource(tmp_path).load()
 
     reasons = {Path(s.path).name.split("-")[2]: s.reason for s in result.skipped}
-    assert len(result.skipped) == 8 and all(s.path.startswith(str(folder)) for s in result.skipped)
+    assert len(result.skipped) == 10 and all(s.path.startswith(str(folder)) for s in result.skipped)
+    assert reasons["90010"] == "Meta(Refine).passage is int, expected a string"
+    assert reasons["90011"] == "Annotation.summary1 is list, expected a string"
     assert re.fullmatch(r"invalid JSON \(.+, line \d+ column \d+\)", reasons["90001"])
     assert reasons["90009"] == "empty file"
     assert "not UTF-8" in reasons["90002"] and "not UTF-8" in reasons["90003"]

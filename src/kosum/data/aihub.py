@@ -427,9 +427,15 @@ def _read(entry: _Entry, archives: dict[str, zipfile.ZipFile]) -> bytes:
         raise _BadDocument(f"cannot read: {exc}") from None
 
 
-def _text_field(mapping: dict, key: str) -> str:
+def _text_field(mapping: dict, key: str, where: str = "") -> str:
+    """`mapping[key]` normalised; "" when absent or null. With `where` (the field's path), a
+    value of another type is a bad document, named as such (not reported as missing)."""
     value = mapping.get(key)
-    return normalize_text(value) if isinstance(value, str) else ""
+    if value is None or isinstance(value, str):
+        return normalize_text(value) if value else ""
+    if where:
+        raise _BadDocument(f"{where}.{key} is {type(value).__name__}, expected a string")
+    return ""
 
 
 def _parse(
@@ -452,13 +458,16 @@ def _parse(
     if not isinstance(data, dict):
         raise _BadDocument("invalid document: top level is not a JSON object")
     refine = data.get("Meta(Refine)")
-    text = _text_field(refine, "passage") if isinstance(refine, dict) else ""
+    text = _text_field(refine, "passage", "Meta(Refine)") if isinstance(refine, dict) else ""
     if not text:
         raise _BadDocument("empty passage (Meta(Refine).passage absent, null or blank)")
     annotation = data.get("Annotation")
     if not isinstance(annotation, dict) and require_summary:
-        raise _BadDocument("missing 'Annotation'")
-    summary = _text_field(annotation, summary_field) if isinstance(annotation, dict) else ""
+        found = "missing" if annotation is None else f"is {type(annotation).__name__}"
+        raise _BadDocument(f"'Annotation' {found}, expected an object")
+    summary = (
+        _text_field(annotation, summary_field, "Annotation") if isinstance(annotation, dict) else ""
+    )
     if not summary and require_summary:
         raise _BadDocument(f"missing summary: Annotation.{summary_field} is absent, null or blank")
     meta = data.get("Meta(Acqusition)", data.get("Meta(Acquisition)"))
