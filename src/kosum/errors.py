@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hydra.errors import InstantiationException
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
 SHOWN_ITEMS = 10
 
@@ -22,11 +22,12 @@ def some(items: Sequence[str], shown: int = SHOWN_ITEMS) -> str:
 
 def user_error(error: BaseException) -> BaseException | None:
     """The missing file, bad value or unset option behind `error` (Hydra wraps what an object
-    raises while it is built), or None for anything else (a bug: keep its traceback).
-    `InputError` and kosum's `ConfigError` are `ValueError`s; `MissingMandatoryValue` covers
-    a required option left at `???`, such as `data.root`."""
+    raises while it is built), or None for anything else, a bug whose traceback must show.
+    kosum raises `InputError` (and its `ConfigError`) for what the user gave; an option left
+    at `???`, such as `data.path`, is OmegaConf's missing-value error."""
     if isinstance(error, InstantiationException):
         return user_error(error.__cause__) if error.__cause__ is not None else None
-    return (
-        error if isinstance(error, FileNotFoundError | ValueError | MissingMandatoryValue) else None
+    given = (
+        InputError | FileNotFoundError | MissingMandatoryValue | InterpolationToMissingValueError
     )
+    return error if isinstance(error, given) else None

@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
-from kosum.errors import user_error
+from kosum.errors import InputError, user_error
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.config_checks import check_generate_arguments
 from kosum.training.module import SummarizationModule
@@ -39,7 +39,7 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     """`cfg` with data/prompt/generation taken from the trained run unless chosen here (for an
     adapter/model folder, from the run directory that holds it)."""
     if OmegaConf.is_missing(cfg, "run"):
-        raise ValueError("run=<run dir, or its adapter/ or model/ folder> is required")
+        raise InputError("run=<run dir, or its adapter/ or model/ folder> is required")
     run = Path(cfg.run)
     merged = OmegaConf.to_container(cfg, resolve=True)
     trained = run_config(run)  # the run's, also for an adapter/ or model/ folder inside it
@@ -51,12 +51,12 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
                 merged[key] = kosum_node(trained, key, f"{run}: {RUN_CONFIG}")
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{run} has no {RUN_CONFIG} to take {missing} from: choose them on the "
             f"command line, e.g. data=table data.path=test.csv prompt=none generation=greedy"
         )
     if merged["split"] not in SPLITS:
-        raise ValueError(f"split={merged['split']!r}: choose one of {', '.join(SPLITS)}")
+        raise InputError(f"split={merged['split']!r}: choose one of {', '.join(SPLITS)}")
     if merged["split"] == "all":  # every example of the data set, none held out for training
         merged["data"]["loader"]["whole_source_as_test"] = True
     check_generate_arguments(merged["generation"].get("generate") or {})

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from kosum.data.example import LoadResult, SkippedRecord, SummaryExample
 from kosum.data.normalize import NORMALIZATION_VERSION, normalize_text
+from kosum.errors import InputError
 
 CATEGORIES: tuple[str, ...] = (
     "news_r",
@@ -74,7 +75,7 @@ _PASSAGE_ID = re.compile(r"^([A-Za-z]+-([A-Za-z_]+)-\d+)-\d+$")
 _ZIP_UTF8_FLAG = 0x800
 
 
-class NoDocumentsError(ValueError):
+class NoDocumentsError(InputError):
     """No document under the roots matched the filter (or every matching file was skipped)."""
 
 
@@ -110,7 +111,7 @@ def canonical_set(name: str) -> str:
         if pattern.fullmatch(name):
             return canonical
     if name != "both":
-        raise ValueError(
+        raise InputError(
             f"set must be one of {(*SETS, 'both')} (or 2-3sent / 2_3sent), got {name!r}"
         )
     return name
@@ -139,22 +140,22 @@ class AihubSource:
     ) -> None:
         roots = [root] if isinstance(root, str | os.PathLike) else list(root)
         if not roots:
-            raise ValueError("AihubSource needs at least one root folder or zip file")
+            raise InputError("AihubSource needs at least one root folder or zip file")
         self.roots = [Path(r) for r in roots]
         for path in self.roots:
             if not path.exists():
                 raise FileNotFoundError(f"AI-Hub data root does not exist: {path}")
             if path.is_file() and not (_is_zip(path.name) or _is_document_name(path.name, ())):
-                raise ValueError(f"AI-Hub root must be a folder, a .zip or a .json file: {path}")
+                raise InputError(f"AI-Hub root must be a folder, a .zip or a .json file: {path}")
         self.categories = _resolve_categories(categories)
         if summary_field not in SUMMARY_FIELDS:
-            raise ValueError(
+            raise InputError(
                 f"summary_field must be one of {SUMMARY_FIELDS}, got {summary_field!r}"
             )
         set = canonical_set(set)
         for name, cap in (("max_docs", max_docs), ("max_docs_per_category", max_docs_per_category)):
             if cap is not None and cap < 1:
-                raise ValueError(f"{name} must be a positive integer or None, got {cap}")
+                raise InputError(f"{name} must be a positive integer or None, got {cap}")
         self.summary_field = summary_field
         self.require_summary = require_summary
         self.set = set
@@ -327,12 +328,12 @@ def _resolve_categories(categories: Sequence[str] | str | None) -> tuple[str, ..
     names = categories.split(",") if isinstance(categories, str) else list(categories)
     names = [n.strip() for n in names if n.strip()]
     if not names:
-        raise ValueError("categories must name at least one category (or be None/'all')")
+        raise InputError("categories must name at least one category (or be None/'all')")
     if "all" in names:
         return CATEGORIES
     unknown = sorted(set(names) - set(CATEGORIES))
     if unknown:
-        raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        raise InputError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
     return tuple(c for c in CATEGORIES if c in names)
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from kosum.errors import InputError
+
 LABEL_PAD = -100  # ignored by the cross-entropy loss
 
 
@@ -94,7 +96,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         group_by_length: bool = True,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle

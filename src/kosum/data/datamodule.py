@@ -33,6 +33,7 @@ from kosum.data.example import ExampleSource, LoadResult, SkippedRecord, Summary
 from kosum.data.prompts import PromptTemplate, Stage
 from kosum.data.split import SPLIT_RULES_VERSION, hash_fraction, split_examples
 from kosum.data.tokenized import TokenizedSplit, pack
+from kosum.errors import InputError
 from kosum.io import write_json
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class SummarizationDataModule(L.LightningDataModule):
         empty = [name for name in needed if not examples[name]]
         if empty:
             sizes = ", ".join(f"{name} {len(examples[name])}" for name in SPLITS)
-            raise ValueError(
+            raise InputError(
                 f"the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
                 f"({sizes} examples from {self.source.describe()}): add documents, or check "
                 f"val_fraction/test_fraction and max_eval_examples"
@@ -310,7 +311,7 @@ class SummarizationDataModule(L.LightningDataModule):
         split = self.splits[name]
         assert self.tokenizer is not None
         if self.tokenizer.pad_token_id is None:
-            raise ValueError(f"the tokenizer {type(self.tokenizer).__name__} has no pad token")
+            raise InputError(f"the tokenizer {type(self.tokenizer).__name__} has no pad token")
         collator = Seq2SeqCollator(
             self.tokenizer.pad_token_id,
             self.max_source_length if self.pad_to_max_length else None,

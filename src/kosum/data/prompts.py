@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from kosum.errors import InputError
+
 Stage = Literal["train", "inference"]
 APPLY_AT = ("train", "inference", "both")
 
@@ -21,9 +23,9 @@ class PromptTemplate:
 
     def __post_init__(self) -> None:
         if "{text}" not in self.template:
-            raise ValueError(f"prompt.template must contain '{{text}}', got {self.template!r}")
+            raise InputError(f"prompt.template must contain '{{text}}', got {self.template!r}")
         if self.apply_at not in APPLY_AT:
-            raise ValueError(f"prompt.apply_at must be one of {APPLY_AT}, got {self.apply_at!r}")
+            raise InputError(f"prompt.apply_at must be one of {APPLY_AT}, got {self.apply_at!r}")
 
     def applies_to(self, stage: Stage) -> bool:
         return self.apply_at in (stage, "both")

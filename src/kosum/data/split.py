@@ -27,6 +27,7 @@ import logging
 from collections.abc import Iterable
 
 from kosum.data.example import SummaryExample
+from kosum.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def split_examples(
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise InputError(
             "val_fraction and test_fraction must be >= 0 and sum to less than 1, "
             f"got {val_fraction} and {test_fraction}"
         )

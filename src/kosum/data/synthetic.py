@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from kosum.data.aihub import CATEGORIES, SETS
+from kosum.errors import InputError
 from kosum.io import atomic_open
 
 PUBLISHER = "kosum-synthetic"
@@ -625,9 +626,9 @@ def generate_corpus(
     """
     unknown = sorted(set(categories) - set(CATEGORIES)) + sorted(set(sets) - set(SETS))
     if unknown:
-        raise ValueError(f"unknown categories/sets {unknown}; known: {CATEGORIES}, {SETS}")
+        raise InputError(f"unknown categories/sets {unknown}; known: {CATEGORIES}, {SETS}")
     if docs_per_category < 1 or not 0 <= validation_fraction < 1:
-        raise ValueError("need docs_per_category >= 1 and 0 <= validation_fraction < 1")
+        raise InputError("need docs_per_category >= 1 and 0 <= validation_fraction < 1")
     out = Path(out_dir)
     for set_name in sets:
         files: dict[str, bytes] = {}

@@ -58,7 +58,7 @@ class TableSource:
         if not self.path.is_file():
             raise FileNotFoundError(f"table file does not exist: {self.path}")
         if self.path.suffix.lower() not in TABLE_SUFFIXES:
-            raise ValueError(
+            raise InputError(
                 f"{self.path}: unsupported table type (expected {', '.join(TABLE_SUFFIXES)})"
             )
         self.text_column = text_column
@@ -122,7 +122,7 @@ class TableSource:
             required.append(self.summary_column)
         missing = [c for c in required if c not in columns]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"{self.path}: missing required column(s) {missing}; columns found: {columns}"
             )
 

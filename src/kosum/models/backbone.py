@@ -27,6 +27,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
+from kosum.errors import InputError
 from kosum.models.tokenizer_training import cached_bpe_tokenizer
 
 
@@ -47,7 +48,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if (self.name_or_path is None) == (self.init_config is None):
-            raise ValueError(
+            raise InputError(
                 "model config: set exactly one of model.name_or_path (pretrained checkpoint) "
                 f"and model.init_config (random init); got name_or_path={self.name_or_path!r}, "
                 f"init_config={'set' if self.init_config else None}"

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from transformers import GenerationConfig, GenerationMixin, SchedulerType, get_scheduler
 
+from kosum.errors import InputError
 from kosum.methods.factory import MERGEABLE_CONFIGS
 from kosum.metrics.rouge import ROUGE_KEYS
 
@@ -29,7 +30,7 @@ ALWAYS_RECORDED = ("val_rougeL",)
 GENERATE_POPPED = {"tokenizer", "assistant_tokenizer", "trust_remote_code"}
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """An invalid kosum configuration (raised before training starts)."""
 
 
