@@ -148,6 +148,8 @@ def test_corrupted_files_are_skipped_with_path_and_reason_and_good_ones_kept(
     assert len(result.skipped) == 10 and all(s.path.startswith(str(folder)) for s in result.skipped)
     assert reasons["90010"] == "Meta(Refine).passage is int, expected a string"
     assert reasons["90011"] == "Annotation.summary1 is list, expected a string"
+    unsummarised = AihubSource(tmp_path, require_summary=False).load()  # inference inputs
+    assert "REPORT-news_r-90011-00001" in {e.id for e in unsummarised.examples}
     assert re.fullmatch(r"invalid JSON \(.+, line \d+ column \d+\)", reasons["90001"])
     assert reasons["90009"] == "empty file"
     assert "not UTF-8" in reasons["90002"] and "not UTF-8" in reasons["90003"]

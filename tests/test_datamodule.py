@@ -18,6 +18,7 @@ import pytest
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from transformers import PreTrainedTokenizerBase
 
+import kosum.data.datamodule as datamodule_module
 from kosum.data.aihub import AihubSource
 from kosum.data.batching import (
     BATCH_ORDER_VERSION,
@@ -111,23 +112,30 @@ def test_second_run_reloads_identical_splits_from_cache_without_parsing(
         assert len(b) > 0
 
 
-def test_skipped_records_are_listed_on_a_cache_hit_too(corpus, tokenizer, tmp_path, caplog):
+def test_skipped_records_are_listed_on_a_cache_hit_too(
+    corpus, tokenizer, tmp_path, caplog, monkeypatch
+):
     """The source is not parsed on a cache hit; the files it skipped are still listed (log
-    and data summary, hence results.json)."""
+    and data summary, hence results.json), the first SKIPPED_RECORDS_KEPT of them."""
+    monkeypatch.setattr(datamodule_module, "SKIPPED_RECORDS_KEPT", 1)
     root = tmp_path / "corpus"
     shutil.copytree(corpus, root)
-    bad = root / "REPORT-news_r-99999-00001.json"
+    bad = root / "REPORT-news_r-99998-00001.json"
     bad.write_text('{"Meta(Acqusition)": {', encoding="utf-8")
+    (root / "REPORT-news_r-99999-00001.json").write_text("", encoding="utf-8")
     for allow_load in (True, False):
         caplog.clear()
         datamodule = _datamodule(
             RecordingSource(root, allow_load=allow_load), tokenizer, tmp_path / "cache"
         )
         datamodule.setup()
-        assert datamodule.data_summary["cache"] == ("miss" if allow_load else "hit")
-        [record] = datamodule.data_summary["skipped_records"]
+        summary = datamodule.data_summary
+        assert summary["cache"] == ("miss" if allow_load else "hit")
+        assert summary["skipped"] == 2
+        [record] = summary["skipped_records"]
         assert record["path"].endswith(bad.name) and "invalid JSON" in record["reason"]
-        assert f"skipped 1 record(s):\n  {record['path']}" in caplog.text
+        assert f"  {record['path']}: invalid JSON" in caplog.text
+    assert "... and 1 more (listed when the source is parsed)" in caplog.text
 
 
 def test_damaged_cache_entry_is_rebuilt(corpus, tokenizer, tmp_path, caplog):

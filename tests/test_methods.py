@@ -239,9 +239,13 @@ def test_known_traps_are_refused_before_training(overrides: list[str], message: 
         check_config(cfg)
 
 
-@pytest.mark.parametrize("overrides", [["scheduler.warmup_steps=null"], ["~scheduler.name"]])
-def test_scheduler_defaults_are_accepted(overrides: list[str]):
-    """`warmup_steps: null` leaves the warmup to the ratio; without a name, linear."""
+@pytest.mark.parametrize(
+    "overrides",
+    [["scheduler.warmup_steps=null"], ["~scheduler.name"], ["peft=none", "trainer.max_epochs=0"]],
+)
+def test_scheduler_defaults_and_zero_shot_lengths_are_accepted(overrides: list[str]):
+    """`warmup_steps: null` leaves the warmup to the ratio; without a name, linear; a
+    zero-shot run trains nothing whatever its length."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["paths.output_dir=/tmp/run", *overrides])

@@ -169,12 +169,18 @@ def test_a_resume_compares_the_training_settings_with_the_checkpoints(
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
     SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: _identity(cfg)}, checkpoint)
     check_resume(checkpoint, _identity(cfg))
-    for harmless in ("data.num_workers=1", "trainer.max_epochs=9", "data.eval_batch_size=3"):
+    for harmless in (
+        "data.num_workers=1",
+        "trainer.max_epochs=9",
+        "+trainer.limit_train_batches=3",
+        "data.eval_batch_size=3",
+    ):
         check_resume(
             checkpoint, _identity(compose_train(tmp_path / "run", "experiment=smoke", harmless))
         )
-    assert caplog.text.count("the learning-rate schedule is laid out over the new length") == 1
+    assert caplog.text.count("the learning-rate schedule is laid out over the new length") == 2
     assert "trainer.max_epochs: 2 → 9" in caplog.text
+    assert "trainer.limit_train_batches: None → 3" in caplog.text
     changed = compose_train(
         tmp_path / "run", "experiment=smoke", "seed=7", "peft.target_modules=[k,v]"
     )

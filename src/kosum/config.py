@@ -45,4 +45,4 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("kosum.wandb_offline"):
         OmegaConf.register_new_resolver("kosum.wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("kosum.checkout"):  # whatever the working directory
-        OmegaConf.register_new_resolver("kosum.checkout", lambda: str(CHECKOUT))
+        OmegaConf.register_new_resolver("kosum.checkout", lambda: str(Path(config_dir()).parent))

@@ -466,9 +466,8 @@ def _parse(
     if not isinstance(annotation, dict) and require_summary:
         found = "missing" if annotation is None else f"is {type(annotation).__name__}"
         raise _BadDocument(f"'Annotation' {found}, expected an object")
-    summary = (
-        _text_field(annotation, summary_field, "Annotation") if isinstance(annotation, dict) else ""
-    )
+    where = "Annotation" if require_summary else ""  # inference inputs need no summary
+    summary = _text_field(annotation, summary_field, where) if isinstance(annotation, dict) else ""
     if not summary and require_summary:
         raise _BadDocument(f"missing summary: Annotation.{summary_field} is absent, null or blank")
     meta = data.get("Meta(Acqusition)", data.get("Meta(Acquisition)"))

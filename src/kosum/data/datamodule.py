@@ -37,6 +37,10 @@ from kosum.errors import InputError
 from kosum.io import write_json
 
 log = logging.getLogger(__name__)
+
+# Skipped records listed in the data summary (and so in every run's results.json); `skipped`
+# counts them all (a folder and its zip under one root skip every document as a duplicate).
+SKIPPED_RECORDS_KEPT = 200
 SPLITS = ("train", "val", "test")
 # Bump when tokenisation or the cache layout changes, so old entries are not reused.
 CACHE_FORMAT = "tokenized-v2"
@@ -210,7 +214,7 @@ class SummarizationDataModule(L.LightningDataModule):
             # listed again on a cache hit (the source is not parsed then) and in results.json
             "skipped_records": [
                 {"path": record.path, "reason": record.reason}
-                for record in self._load_result.skipped
+                for record in self._load_result.skipped[:SKIPPED_RECORDS_KEPT]
             ],
             **truncated,
         }
@@ -241,7 +245,11 @@ class SummarizationDataModule(L.LightningDataModule):
         self.data_summary = {**summary, "cache": "hit"}
         skipped = [SkippedRecord(**record) for record in summary.get("skipped_records", [])]
         if skipped:
-            log.warning(LoadResult([], skipped).skip_summary())
+            more = summary["skipped"] - len(skipped)
+            log.warning(
+                LoadResult([], skipped).skip_summary()
+                + (f"\n  ... and {more} more (listed when the source is parsed)" if more else "")
+            )
         return True
 
     def _tokenize(

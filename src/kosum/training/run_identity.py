@@ -5,9 +5,10 @@ LoRA target modules, another batch size or seed would load part of the state, sk
 another order, and finish with `status: completed`. Each checkpoint therefore records the
 settings that define the training (`identity`); a resume compares them with its own config
 before any data is loaded and refuses, naming each difference. Locations (`data.root`,
-`data.path`, cache folders), worker counts, logging and `trainer.max_epochs`/`max_steps`
-(training longer is a reason to resume) may change; the latter with a warning, since the
-learning-rate schedule is laid out over the new length.
+`data.path`, cache folders), worker counts, logging and `trainer.max_epochs`/`max_steps`/
+`limit_train_batches` (training longer is a reason to resume) may change; the latter with a
+warning, since the learning-rate schedule is laid out over the new length (and another
+`limit_train_batches` moves where epochs end).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ CHECKPOINT_KEY = "kosum_run_identity"
 IDENTITY_NODES = ("model", "peft", "data", "prompt", "optim", "scheduler", "seed")
 TRAINER_KEYS = ("precision", "accumulate_grad_batches", "gradient_clip_val")
 # May change on a resume, with a warning.
-LENGTH_KEY, LENGTH_TRAINER_KEYS = "training_length", ("max_epochs", "max_steps")
+LENGTH_KEY = "training_length"
+LENGTH_TRAINER_KEYS = ("max_epochs", "max_steps", "limit_train_batches")
 # Where things are, or how fast they load: not what is trained (at any depth).
 FREE_KEYS = {
     "root",
