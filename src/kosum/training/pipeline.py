@@ -113,16 +113,17 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         resume_from = None
     if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
         _keep_aside(run_dir / "metrics.csv")
-    # The CSV logger warns that "previous log files will be deleted" whenever its folder is
-    # not empty, and the run folder always holds .hydra/ and resolved_config.yaml: only an old
-    # metrics.csv would go, and a resume has just kept it aside.
-    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* is not empty")
     loggers = [instantiate(node) for node in cfg.logger.values()]
     wall_clock = WallClock(started)  # resumed runs count their earlier sessions too
     callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()] + [wall_clock]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
-    for logger in loggers:
-        logger.log_hyperparams({**resolved, **counts})
+    with warnings.catch_warnings():
+        # The CSV logger, writing its first line here, warns that "previous log files will be
+        # deleted" whenever its folder is not empty, and the run folder always holds .hydra/:
+        # only an old metrics.csv would go, and a resume has just kept it aside.
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* is not empty")
+        for logger in loggers:
+            logger.log_hyperparams({**resolved, **counts})
 
     trained = is_trainable(method)
     if trained:
