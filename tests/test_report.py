@@ -323,6 +323,27 @@ def test_runs_linked_into_a_sweep_folder_are_found_once(lora_vs_prefix: Path, tm
     assert find_run_dirs([linked]) == [(lora_vs_prefix / "0").resolve()]
 
 
+def test_the_recorded_composition_outweighs_a_later_hydra_folder(make_run: MakeRun, tmp_path):
+    """A command refused in a finished run's folder replaced its .hydra/ files; the run is
+    still described by the composition its results.json recorded."""
+    run_dir = make_run("0", "lora", 1)
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    record["composition"] = {
+        "choices": {"model": "tiny_t5", "data": "synthetic", "prompt": "none", "peft": "lora"},
+        "overrides": ["peft=lora", "seed=1", "optim.lr=0.001"],
+        "config": {"optim": {"lr": 0.001}},
+    }
+    write_json(run_dir / "results.json", record)
+    hydra = run_dir / ".hydra"
+    (hydra / "overrides.yaml").write_text(yaml.safe_dump(["peft=lora", "optim.lr=-1"]))
+    (hydra / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": {"model": "other", "peft": "lora"}}}})
+    )
+    [run] = load_runs([tmp_path / "sweep"])
+    assert run.settings["optim.lr"] == 0.001 and run.settings["model"] == "tiny_t5"
+    assert run.overrides == ("peft=lora", "seed=1", "optim.lr=0.001")
+
+
 def test_labels_keep_every_digit_a_setting_needs() -> None:
     assert format_value(2e-4) == "0.0002" and format_value(0.1) == "0.1"
     assert format_value(0.000123456789) == "0.000123456789"  # not 0.000123457

@@ -17,6 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from kosum.io import read_jsonl
+from kosum.report.collect import load_runs
 from kosum.training.checkpoint_io import SafetensorsCheckpointIO
 from kosum.training.config_checks import ConfigError
 from kosum.training.run_identity import CHECKPOINT_KEY, check_resume, identity
@@ -211,6 +212,9 @@ def test_a_run_folder_moved_before_its_resume_keeps_its_best_checkpoint(run_cli,
         "kosum.cli.train", *RUN_ARGS, f"hydra.run.dir={moved_dir}", "resume=auto", "peft.r=2"
     )
     assert refused.returncode == 2 and (moved_dir / "results.json").read_bytes() == record
+    assert f"not recorded: {moved_dir}/results.json keeps the completed run" in refused.stderr
+    [listed] = load_runs([moved_dir])  # .hydra/ now holds the refused command's settings
+    assert listed.settings["peft.r"] == 8 and "peft.r=2" not in listed.overrides
     moved = _train(run_cli, moved_dir, "trainer.max_epochs=3", "resume=auto")
     assert moved["metrics"] == original["metrics"]
     assert "val_rougeL" in moved["metrics"]

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, ListConfig
 from kosum.config import config_dir, register_resolvers
 from kosum.errors import user_error
 from kosum.training.pipeline import run_training
-from kosum.training.run_record import record_failures
+from kosum.training.run_record import is_completed, record_failures
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +62,19 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return _train(cfg)
     except Exception as error:
-        where = f"{cfg.paths.output_dir}/results.json"
+        where = f"recorded in {cfg.paths.output_dir}/results.json"
+        if is_completed(cfg.paths.output_dir):  # a refused command leaves a finished run alone
+            where = f"not recorded: {cfg.paths.output_dir}/results.json keeps the completed run"
         cause = user_error(error)  # a refused config, missing file or bad data: no traceback
         if not _in_multirun():
             if cause is None:
                 raise
-            print(f"kosum-train: error: {cause} (recorded in {where})", file=sys.stderr)
+            print(f"kosum-train: error: {cause} ({where})", file=sys.stderr)
             sys.exit(2)
         if cause is not None:
-            log.error("job refused: %s (recorded in %s); the sweep goes on", cause, where)
+            log.error("job refused: %s (%s); the sweep goes on", cause, where)
         else:
-            log.exception("job failed (recorded in %s); the sweep goes on", where)
+            log.exception("job failed (%s); the sweep goes on", where)
         return None
 
 

@@ -5,13 +5,16 @@ recursively, so a Hydra multirun folder, an Optuna sweep, W&B agent runs or a fo
 runs all work.
 A run's settings are what a comparison can vary over:
 
-- the Hydra group choices it was composed from (`model`, `data`, `prompt`, ...: .hydra/hydra.yaml);
+- the Hydra group choices it was composed from (`model`, `data`, `prompt`, ...);
 - a few config values always worth a column (`peft.r`, `data.categories`, `optim.lr`, ...);
-- every key it overrode on the command line or from a sweeper (.hydra/overrides.yaml);
+- every key it overrode on the command line or from a sweeper;
 - every other config key whose value differs between runs that agree on all of the above (a
-  YAML default edited between two sweeps), compared in the config as Hydra composed it
-  (.hydra/config.yaml, before interpolation, so `data.loader.seed: ${seed}` is the same in every
-  seed's run).
+  YAML default edited between two sweeps), compared in the config as Hydra composed it (before
+  interpolation, so `data.loader.seed: ${seed}` is the same in every seed's run).
+
+Choices, overrides and the composed config come from results.json's `composition`, which
+kosum-train records because a later command in the same folder replaces `.hydra/`; records
+without one are read from `.hydra/hydra.yaml`, `overrides.yaml` and `config.yaml`.
 
 Config values come from results.json's resolved `config`; a failed run has none, so its Hydra
 `.hydra/config.yaml` is read instead (values that need Hydra's runtime to resolve are left out).
@@ -168,28 +171,50 @@ def _config_value(config: DictConfig, key: str) -> Any:
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
-def _group_choices(run_dir: Path) -> dict[str, Any]:
-    """Every Hydra group's chosen option (`peft`: `lora`, `launcher`: `joblib`, ...)."""
-    hydra_file = run_dir / ".hydra" / "hydra.yaml"
-    if not hydra_file.exists():
-        return {}
-    choices = OmegaConf.select(OmegaConf.load(hydra_file), "hydra.runtime.choices", default={})
-    return dict(choices)
+@dataclass(frozen=True)
+class Composition:
+    """How Hydra composed a run: every group's chosen option (`peft`: `lora`, ...), the
+    overrides it was given, and its config before interpolation (None when unknown)."""
+
+    choices: dict[str, Any]
+    overrides: list[str]
+    config: dict[str, Any] | None
 
 
-def _overrides(run_dir: Path) -> list[str]:
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    return list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
+def _composition(run_dir: Path, record: Mapping[str, Any]) -> Composition:
+    """From results.json, where kosum-train records it (a later command in the same folder,
+    even a refused one, replaces `.hydra/`), else from `.hydra/` (older records)."""
+    recorded = record.get("composition")
+    if isinstance(recorded, dict) and recorded:
+        return Composition(
+            dict(recorded.get("choices") or {}),
+            list(recorded.get("overrides") or []),
+            recorded.get("config"),
+        )
+    hydra = run_dir / ".hydra"
+    choices: Any = {}
+    if (hydra / "hydra.yaml").exists():
+        choices = OmegaConf.select(
+            OmegaConf.load(hydra / "hydra.yaml"), "hydra.runtime.choices", default={}
+        )
+    overrides = (
+        list(OmegaConf.load(hydra / "overrides.yaml"))
+        if (hydra / "overrides.yaml").exists()
+        else []
+    )
+    config = None
+    if (hydra / "config.yaml").exists():
+        config = OmegaConf.to_container(OmegaConf.load(hydra / "config.yaml"), resolve=False)
+    return Composition(dict(choices), overrides, config)
 
 
-def _overridden_values(run_dir: Path) -> dict[str, Any]:
+def _overridden_values(composition: Composition) -> dict[str, Any]:
     """Config keys the run overrode (group choices aside), with their values."""
-    groups = _group_choices(run_dir)
     return {
         override.key_or_group: override.value()
-        for override in OverridesParser.create().parse_overrides(_overrides(run_dir))
+        for override in OverridesParser.create().parse_overrides(composition.overrides)
         if not override.is_delete()
-        and override.key_or_group not in groups
+        and override.key_or_group not in composition.choices
         and override.key_or_group.split(".")[0] not in IGNORED_OVERRIDES
     }
 
@@ -206,13 +231,17 @@ def _read_record(run_dir: Path) -> dict[str, Any]:
 
 
 def _load_run(
-    run_dir: Path, record: dict[str, Any], overridden_keys: Iterable[str], own: dict[str, Any]
+    run_dir: Path,
+    record: dict[str, Any],
+    composition: Composition,
+    overridden_keys: Iterable[str],
+    own: dict[str, Any],
 ) -> Run:
     """One run from its `record`; `overridden_keys` (overridden in any run) are read from its
     config unless it overrode them itself (`own`, its `_overridden_values`), so runs that kept
     the default still have the setting."""
     config = _config_source(run_dir, record)
-    choices = _group_choices(run_dir)
+    choices = composition.choices
     settings: dict[str, Any] = {
         **{group: choices[group] for group in CHOICE_GROUPS if choices.get(group) is not None},
         **{key: _config_value(config, key) for key in (*CONFIG_KEYS, *overridden_keys)},
@@ -227,7 +256,7 @@ def _load_run(
         settings={key: _hashable(value) for key, value in settings.items()},
         metrics={key: float(value) for key, value in metrics.items() if value is not None},
         costs={key: record[key] for key in COST_KEYS if record.get(key) is not None},
-        overrides=tuple(_overrides(run_dir)),
+        overrides=tuple(composition.overrides),
         error=None if record.get("error") is None else str(record["error"]),
     )
 
@@ -246,12 +275,21 @@ UNREADABLE = (
 )
 
 
+@dataclass(frozen=True)
+class Read:
+    """What was read of one run folder: its record, composition and own overridden values."""
+
+    record: dict[str, Any]
+    composition: Composition
+    own: dict[str, Any]
+
+
 def load_runs(roots: Iterable[str | Path]) -> list[Run]:
     """Every run under `roots` (see `find_run_dirs`), flattened. A run whose files cannot be
     read (a cut-short `results.json`, a damaged `.hydra/` file) is kept with status
     `unreadable` and the reason, so the report lists it with the failed runs."""
-    read: dict[Path, tuple[dict[str, Any], dict[str, Any]]] = {}  # record, own overrides
-    composed: dict[Path, dict[str, Any]] = {}  # .hydra/config.yaml's leaves, where it exists
+    read: dict[Path, Read] = {}
+    composed: dict[Path, dict[str, Any]] = {}  # measured leaves of the composed config
     errors: dict[Path, Exception] = {}
     for path in find_run_dirs(roots):
         try:
@@ -259,20 +297,22 @@ def load_runs(roots: Iterable[str | Path]) -> list[Run]:
             if "evaluated_run" in record:  # kosum-eval's record: an evaluation, not a run
                 log.info("left out: %s is a kosum-eval output of %s", path, record["evaluated_run"])
                 continue
-            own, leaves = _overridden_values(path), _composed_config(path)
+            composition = _composition(path, record)
+            own = _overridden_values(composition)
+            leaves = None if composition.config is None else _measured(composition.config)
         except UNREADABLE as error:
             errors[path] = error
             continue
-        read[path] = record, own
+        read[path] = Read(record, composition, own)
         if leaves is not None:
             composed[path] = leaves
-    overridden = sorted({key for _, own in read.values() for key in own})
+    overridden = sorted({key for entry in read.values() for key in entry.own})
     runs = [
         _load_or_mark(path, overridden, read.get(path), errors.get(path))
         for path in sorted([*read, *errors], key=_natural_key)
     ]
     runs = _with_hidden_differences(
-        runs, composed, {path: record for path, (record, _) in read.items()}
+        runs, composed, {path: entry.record for path, entry in read.items()}
     )
     log.info("found %d runs (%d completed)", len(runs), sum(run.completed for run in runs))
     return runs
@@ -287,14 +327,10 @@ def _leaves(config: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
         yield prefix.removesuffix("."), config
 
 
-def _composed_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run's config as Hydra composed it, before interpolation, as hashable leaves (keys
-    that do not change what is measured left out); None without `.hydra/config.yaml`, whose
-    resolved copy in results.json could not tell a setting from a value derived from the seed."""
-    config_file = run_dir / ".hydra" / "config.yaml"
-    if not config_file.exists():
-        return None
-    config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False)
+def _measured(config: dict[str, Any]) -> dict[str, Any]:
+    """A composed config's leaves as hashable values, less the keys that do not change what is
+    measured. Compared before interpolation: `data.loader.seed: ${seed}` reads the same in
+    every seed's run, where the resolved config in results.json differs."""
     return {
         key: _hashable(value)
         for key, value in _leaves(config)
@@ -345,16 +381,12 @@ def _with_hidden_differences(
 
 
 def _load_or_mark(
-    path: Path,
-    overridden: list[str],
-    read: tuple[dict[str, Any], dict[str, Any]] | None,
-    error: Exception | None,
+    path: Path, overridden: list[str], read: Read | None, error: Exception | None
 ) -> Run:
     """`_load_run`, or an `unreadable` run naming what was wrong with its files."""
     if read is not None:
-        record, own = read
         try:
-            return _load_run(path, record, overridden, own)
+            return _load_run(path, read.record, read.composition, overridden, read.own)
         except UNREADABLE as caught:
             error = caught
     reason = f"{path}: {type(error).__name__}: {error}"

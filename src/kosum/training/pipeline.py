@@ -36,7 +36,7 @@ from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
 from kosum.training.peak_memory import PeakMemory
 from kosum.training.run_identity import check_resume, identity
-from kosum.training.run_record import git_commit, library_versions, write_results
+from kosum.training.run_record import composition, git_commit, library_versions, write_results
 from kosum.training.wall_clock import WallClock
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "git_commit": git_commit(),
             "config": resolved,
+            "composition": composition(cfg),
         },
     )
     L.seed_everything(cfg.seed, workers=True)
@@ -165,6 +166,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "git_commit": git_commit(),
         "run_dir": str(run_dir),
         "config": resolved,
+        "composition": composition(cfg),
     }
     write_results(run_dir, record)
     return record

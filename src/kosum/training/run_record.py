@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -89,7 +90,7 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
         try:
             return task(cfg)
         except Exception as error:
-            if isinstance(error, ConfigError) and _completed(cfg.paths.output_dir):
+            if isinstance(error, ConfigError) and is_completed(cfg.paths.output_dir):
                 log.warning(
                     "%s/results.json records a completed run: left as it is (this run was "
                     "refused before it started)",
@@ -108,6 +109,7 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
                     "versions": library_versions(),
                     "git_commit": git_commit(),
                     "config": _resolved_or_raw(cfg),
+                    "composition": composition(cfg),
                 },
             )
             raise
@@ -115,12 +117,28 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
     return wrapper
 
 
-def _completed(run_dir: str | Path) -> bool:
+def is_completed(run_dir: str | Path) -> bool:
+    """Whether `run_dir/results.json` records a completed run."""
     try:
         record = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and record.get("status") == "completed"
+
+
+def composition(cfg: DictConfig) -> dict[str, Any]:
+    """How Hydra composed this run: its group choices, its overrides and the config before
+    interpolation. Kept in results.json because a later command in the same folder (a refused
+    one included) replaces `.hydra/`, which would then describe that command, not this run;
+    `kosum-report` reads these first."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra = HydraConfig.get()
+    return {
+        "choices": dict(hydra.runtime.choices),
+        "overrides": list(hydra.overrides.task),
+        "config": OmegaConf.to_container(cfg, resolve=False),
+    }
 
 
 def _resolved_or_raw(cfg: DictConfig) -> Any:
