@@ -10,6 +10,7 @@ import pytest
 
 from kosum.data.aihub import AihubSource, NoDocumentsError
 from kosum.data.tables import TableSource
+from kosum.errors import InputError
 
 
 def _write_csv(path: Path, text: str, bom: bool = False) -> Path:
@@ -143,8 +144,14 @@ def test_unusable_tables_fail_clearly(tmp_path: Path):
     with pytest.raises(ValueError, match="not UTF-8"):
         TableSource(cp949).load()
     empty = _write_csv(tmp_path / "empty.csv", "id,text,summary\n,,\n")
-    with pytest.raises(NoDocumentsError, match=r"empty\.csv.*1 row\(s\) skipped"):
+    with pytest.raises(NoDocumentsError, match=r"empty\.csv: skipped 1 record\(s\)"):
         TableSource(empty).load()
+    header_only = _write_csv(tmp_path / "header.csv", "id,text,summary\n")
+    with pytest.raises(NoDocumentsError, match=r"no documents in .*header\.csv \(no rows\)$"):
+        TableSource(header_only).load()
+    blank = _write_csv(tmp_path / "blank.csv", "\n")
+    with pytest.raises(InputError, match=r"blank\.csv: empty file"):
+        TableSource(blank).load()
 
 
 def test_fingerprint_tracks_file_and_options(tmp_path: Path):

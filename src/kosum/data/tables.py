@@ -110,10 +110,8 @@ class TableSource:
                 reason = f"duplicate id {example.id!r} (first at line {first})"
             result.skipped.append(SkippedRecord(f"{self.path}:{line}", reason))
         if not result.examples:
-            raise NoDocumentsError(
-                f"no documents in {self.path} ({len(result.skipped)} row(s) skipped). "
-                f"{result.skip_summary(limit=5)}"
-            )
+            skipped = f": {result.skip_summary(limit=5)}" if result.skipped else " (no rows)"
+            raise NoDocumentsError(f"no documents in {self.path}{skipped}")
         return result
 
     def _check_columns(self, columns: list[str]) -> None:
@@ -168,6 +166,8 @@ def read_table(path: Path) -> tuple[list[str], Iterable[Row]]:
         content = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: not UTF-8 (invalid byte at offset {exc.start})") from None
+    if not content.strip():
+        raise InputError(f"{path}: empty file")
     if path.suffix.lower() in CSV_SUFFIXES:
         return _read_csv(path, content)
     return _read_jsonl(content)
