@@ -221,23 +221,26 @@ def test_read_inputs_aihub_folder(shared_data: Path):
     assert not documents.skipped and not documents.empty_ids
 
 
-def test_read_inputs_aihub_keeps_documents_without_a_summary(tmp_path: Path):
+def test_read_inputs_aihub_keeps_every_document_with_an_id(tmp_path: Path):
     """A test set has no reference summaries: a document without `Annotation` or with an empty
-    `summary1` is still a row to summarise (training skips it, and counts it)."""
-    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=4, categories=["news_r"])
+    `summary1` is still a row to summarise; one with an empty passage keeps its row (empty, as
+    in a table), and so does one of an unknown category. Training skips all four, counted."""
+    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=5, categories=["news_r"])
     files = sorted(corpus.rglob("*.json"))
-    without_annotation = json.loads(files[0].read_text(encoding="utf-8"))
-    del without_annotation["Annotation"]
-    files[0].write_text(json.dumps(without_annotation, ensure_ascii=False), encoding="utf-8")
-    blank_summary = json.loads(files[1].read_text(encoding="utf-8"))
-    blank_summary["Annotation"]["summary1"] = ""
-    files[1].write_text(json.dumps(blank_summary, ensure_ascii=False), encoding="utf-8")
+    documents_json = [json.loads(path.read_text(encoding="utf-8")) for path in files[:3]]
+    del documents_json[0]["Annotation"]
+    documents_json[1]["Annotation"]["summary1"] = ""
+    documents_json[2]["Meta(Refine)"]["passage"] = " "
+    for path, document in zip(files, documents_json, strict=False):
+        path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    files[3].rename(files[3].with_name(files[3].name.replace("news_r", "blog")))
 
     documents = read_inputs(corpus)
     assert len(documents.ids) == len(files) and not documents.skipped
-    assert all(documents.texts)
+    passage_id = documents_json[2]["Meta(Refine)"]["passage_id"]
+    assert documents.empty_ids == [passage_id]
     training = AihubSource(corpus).load()
-    assert len(training.examples) == len(files) - 2 and len(training.skipped) == 2
+    assert len(training.examples) == len(files) - 4 and len(training.skipped) == 4
 
 
 # -- batched generation ----------------------------------------------------------------------

@@ -123,8 +123,9 @@ class AihubSource:
     `categories`: None, "all" or a list of the ten category names (a comma-separated string is
     accepted too). `set`: "2~3sent" (or "2-3sent", "2_3sent"), "20per" or "both"; files whose
     path names no set are only loaded with "both". `summary_field`: which Annotation field is
-    the target; `require_summary=False` (inference inputs) loads a document without one, with
-    summary "".
+    the target; `require_summary=False` (inference inputs, which need a row for every document
+    with an id) loads a document without one, with summary "", and also one with an empty
+    passage (text "") or an unknown category.
     Caps apply in the deterministic (sorted path) order and count loaded documents, not files.
     """
 
@@ -269,8 +270,11 @@ class AihubSource:
         cap = self.max_docs_per_category
 
         def admit(category: str | None, path: str) -> bool:
-            """Whether to load a document of `category`; an unknown one is reported skipped."""
+            """Whether to load a document of `category`; an unknown one is reported skipped,
+            except from inference inputs, where the category plays no part."""
             if category not in CATEGORIES:
+                if not self.require_summary:
+                    return True
                 result.skipped.append(SkippedRecord(path, _unknown(category)))
                 return False
             return category in selected and (cap is None or per_category[category] < cap)
@@ -460,7 +464,7 @@ def _parse(
         raise _BadDocument("invalid document: top level is not a JSON object")
     refine = data.get("Meta(Refine)")
     text = _text_field(refine, "passage", "Meta(Refine)") if isinstance(refine, dict) else ""
-    if not text:
+    if not text and require_summary:  # an inference input keeps its row, with nothing to summarise
         raise _BadDocument("empty passage (Meta(Refine).passage absent, null or blank)")
     annotation = data.get("Annotation")
     if not isinstance(annotation, dict) and require_summary:
