@@ -12,9 +12,12 @@ import torch
 from safetensors.torch import load_file
 
 from kosum.io import read_jsonl
+from kosum.models.tokenizer_training import train_bpe_tokenizer
 from kosum.models.trained import load_trained
 from kosum.training.checkpoint_io import SafetensorsCheckpointIO
+from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import run_training
+from tiny_models import tiny_t5
 
 
 def _assert_valid_record(record: dict, method: str) -> None:
@@ -218,6 +221,34 @@ def test_all_empty_predictions_are_warned_about_once_per_split(run_cli, tmp_path
     log = (run_dir / "train.log").read_text(encoding="utf-8")
     assert log.count("every val prediction is empty") == 1
     assert log.count("every test prediction is empty") == 1
+
+
+def test_a_pretrained_base_is_adapted_in_train_mode(compose_train, tmp_path, monkeypatch):
+    """`from_pretrained` returns a model in eval mode, and Lightning keeps each module's mode:
+    every training step must still run with the whole model, dropout included, in train mode
+    (as the seed and transformers' Trainer train)."""
+    tokenizer = train_bpe_tokenizer(["서울시는 공원 조성에 예산을 투입하기로 했다."] * 4, 300)
+    base = tmp_path / "pretrained"
+    tiny_t5(len(tokenizer), dropout_rate=0.1).eval().save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    modes: list[bool] = []
+    training_step = SummarizationModule.training_step
+
+    def recording_step(self, batch, batch_idx):
+        modes.append(all(module.training for module in self.model.modules()))
+        return training_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(SummarizationModule, "training_step", recording_step)
+    run_training(
+        compose_train(
+            tmp_path / "run",
+            "experiment=smoke",
+            "model=pretrained",
+            f"model.name_or_path={base}",
+            "trainer.max_epochs=2",
+        )
+    )
+    assert modes and all(modes)  # the second epoch's too, after validation ran in eval mode
 
 
 def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):

@@ -81,6 +81,12 @@ class SummarizationModule(L.LightningModule):
         self._warned: set[str] = set()  # splits already warned about empty predictions
 
     # -- training -----------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        # `from_pretrained` returns a model in eval mode and Lightning keeps each module's mode:
+        # without this, a pretrained base (lcw99's T5) would be adapted with its dropout off,
+        # unlike the seed (and transformers' Trainer), which trains in train mode.
+        self.model.train()
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.model(
             input_ids=batch["input_ids"],
