@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import InterpolationKeyError, MissingMandatoryValue
 
 from kosum.data.aihub import NoDocumentsError
 from kosum.errors import InputError, user_error
@@ -27,6 +27,10 @@ def test_users_mistakes_are_told_apart_from_bugs():
         OmegaConf.create({"path": "???"}).path  # noqa: B018 (the access raises)
     except MissingMandatoryValue as unset:
         assert user_error(unset) is unset
+    try:
+        OmegaConf.create({"size": "${nope}"}).size  # noqa: B018
+    except InterpolationKeyError as broken:
+        assert user_error(broken) is broken
     for bug in (ValueError("too many values to unpack"), TypeError("bad operand"), KeyError("x")):
         assert user_error(bug) is None
     assert user_error(InstantiationException("no cause")) is None

@@ -225,7 +225,7 @@ def test_read_inputs_aihub_keeps_every_document_with_an_id(tmp_path: Path):
     """A test set has no reference summaries: a document without `Annotation` or with an empty
     `summary1` is still a row to summarise; one with an empty passage keeps its row (empty, as
     in a table), and so does one of an unknown category. Training skips all four, counted."""
-    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=5, categories=["news_r"])
+    corpus = generate_corpus(tmp_path / "corpus", docs_per_category=6, categories=["news_r"])
     files = sorted(corpus.rglob("*.json"))
     documents_json = [json.loads(path.read_text(encoding="utf-8")) for path in files[:3]]
     del documents_json[0]["Annotation"]
@@ -234,13 +234,16 @@ def test_read_inputs_aihub_keeps_every_document_with_an_id(tmp_path: Path):
     for path, document in zip(files, documents_json, strict=False):
         path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
     files[3].rename(files[3].with_name(files[3].name.replace("news_r", "blog")))
+    no_refine = json.loads(files[4].read_text(encoding="utf-8"))
+    del no_refine["Meta(Refine)"]  # no passage, no passage id: the file name is the id
+    files[4].write_text(json.dumps(no_refine, ensure_ascii=False), encoding="utf-8")
 
     documents = read_inputs(corpus)
     assert len(documents.ids) == len(files) and not documents.skipped
     passage_id = documents_json[2]["Meta(Refine)"]["passage_id"]
-    assert documents.empty_ids == [passage_id]
+    assert sorted(documents.empty_ids) == sorted([passage_id, files[4].stem])
     training = AihubSource(corpus).load()
-    assert len(training.examples) == len(files) - 4 and len(training.skipped) == 4
+    assert len(training.examples) == len(files) - 5 and len(training.skipped) == 5
 
 
 # -- batched generation ----------------------------------------------------------------------

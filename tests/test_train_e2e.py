@@ -251,6 +251,39 @@ def test_a_pretrained_base_is_adapted_in_train_mode(compose_train, tmp_path, mon
     assert modes and all(modes)  # the second epoch's too, after validation ran in eval mode
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.precision=17"], "kosum-train: error: trainer: Precision 17 is invalid"),
+        (["peft.target_modules=[nope]"], "kosum-train: error: peft (LoraConfig): Target modules"),
+        (["data.batch_size=${nope}"], "kosum-train: error: Interpolation key 'nope' not found"),
+    ],
+)
+def test_values_only_lightning_or_peft_check_are_one_line(run_cli, tmp_path, overrides, message):
+    """Lightning checks trainer values when it builds the Trainer, PEFT the target modules
+    against the model, OmegaConf an interpolation when it is read: still the user's mistake."""
+    run_dir = tmp_path / "run"
+    result = run_cli("kosum.cli.train", "experiment=smoke", *overrides, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["status"] == "failed"
+
+
+def test_a_relative_interpolation_override_runs_and_is_recorded_as_given(run_cli, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "kosum.cli.train",
+        "experiment=smoke",
+        "trainer.max_epochs=1",
+        "data.eval_batch_size=${.batch_size}",
+        f"hydra.run.dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert "data.eval_batch_size=${.batch_size}" in record["composition"]["overrides"]
+    assert record["config"]["data"]["eval_batch_size"] == record["config"]["data"]["batch_size"]
+
+
 def test_fp16_is_refused_with_a_clear_message(run_cli, tmp_path: Path):
     run_dir = tmp_path / "fp16"
     result = run_cli(

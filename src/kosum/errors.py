@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hydra.errors import InstantiationException
-from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
 
 SHOWN_ITEMS = 10
 
@@ -24,10 +24,8 @@ def user_error(error: BaseException) -> BaseException | None:
     """The missing file, bad value or unset option behind `error` (Hydra wraps what an object
     raises while it is built), or None for anything else, a bug whose traceback must show.
     kosum raises `InputError` (and its `ConfigError`) for what the user gave; an option left
-    at `???`, such as `data.path`, is OmegaConf's missing-value error."""
+    at `???`, such as `data.path`, or an interpolation that does not resolve is OmegaConf's."""
     if isinstance(error, InstantiationException):
         return user_error(error.__cause__) if error.__cause__ is not None else None
-    given = (
-        InputError | FileNotFoundError | MissingMandatoryValue | InterpolationToMissingValueError
-    )
-    return error if isinstance(error, given) else None
+    unset = MissingMandatoryValue | InterpolationResolutionError  # `???`, or a bad `${...}`
+    return error if isinstance(error, InputError | FileNotFoundError | unset) else None

@@ -23,10 +23,16 @@ from omegaconf import DictConfig, OmegaConf
 from kosum.config import config_dir, register_resolvers
 from kosum.errors import InputError, user_error
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
-from kosum.training.config_checks import check_generate_arguments
+from kosum.training.config_checks import build_trainer, check_generate_arguments
 from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import build_datamodule, write_predictions
-from kosum.training.run_record import git_commit, library_versions, record_failures, write_results
+from kosum.training.run_record import (
+    failure_note,
+    git_commit,
+    library_versions,
+    record_failures,
+    write_results,
+)
 
 register_resolvers()
 OVERRIDABLE = ("data", "prompt", "generation")
@@ -89,7 +95,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     module = SummarizationModule(
         model, tokenizer, optimizer=None, scheduler=None, generation=instantiate(cfg.generation)
     )
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    trainer = build_trainer(cfg.trainer, logger=False, enable_checkpointing=False)
     if stage == "test":
         trainer.test(module, datamodule=datamodule)
     else:
@@ -125,8 +131,7 @@ def main(cfg: DictConfig) -> Any:
         cause = user_error(error)
         if cause is None:
             raise
-        where = f"{cfg.paths.output_dir}/results.json"
-        print(f"kosum-eval: error: {cause} (recorded in {where})", file=sys.stderr)
+        print(f"kosum-eval: error: {cause} ({failure_note(cfg.paths.output_dir)})", file=sys.stderr)
         sys.exit(2)
 
 

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, ListConfig
 from kosum.config import config_dir, register_resolvers
 from kosum.errors import user_error
 from kosum.training.pipeline import run_training
-from kosum.training.run_record import is_completed, record_failures
+from kosum.training.run_record import failure_note, record_failures
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return _train(cfg)
     except Exception as error:
-        where = f"recorded in {cfg.paths.output_dir}/results.json"
-        if is_completed(cfg.paths.output_dir):  # a refused command leaves a finished run alone
-            where = f"not recorded: {cfg.paths.output_dir}/results.json keeps the completed run"
+        where = failure_note(cfg.paths.output_dir)
         cause = user_error(error)  # a refused config, missing file or bad data: no traceback
         if not _in_multirun():
             if cause is None:

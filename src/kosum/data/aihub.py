@@ -478,7 +478,7 @@ def _parse(
     meta = meta if isinstance(meta, dict) else {}
     doc_type = meta.get("doc_type")
     return (
-        _text_field(refine, "passage_id"),
+        _text_field(refine, "passage_id") if isinstance(refine, dict) else "",
         _text_field(meta, "doc_id"),
         text,
         summary,

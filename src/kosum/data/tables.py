@@ -4,7 +4,7 @@ The competition files are CSV (`id,text[,summary]`); JSONL rows are objects with
 Text and summary go through the same normalisation as AI-Hub passages, so a model sees identical
 input whichever form the data came in. Bad rows (empty id or text, empty summary when one is
 required, duplicate id, unparsable JSONL line) are reported as `path:line` in
-`LoadResult.skipped`; a missing required column is a `ValueError` naming the columns found.
+`LoadResult.skipped`; a missing required column is an `InputError` naming the columns found.
 
 Not for: AI-Hub JSON folders/zips (see `kosum.data.aihub`), writing predictions.
 """

@@ -14,6 +14,7 @@ import peft
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from torch import nn
 
+from kosum.errors import InputError
 from kosum.methods.prefix_generation import enable_prefix_generation
 
 
@@ -41,7 +42,10 @@ def apply_method(
     `base_revision` (the hub revision the base was loaded at) is saved in the adapter config,
     so a reload fetches the same base."""
     if isinstance(spec, peft.PeftConfig):
-        adapted = peft.get_peft_model(base_model, spec, revision=base_revision)
+        try:
+            adapted = peft.get_peft_model(base_model, spec, revision=base_revision)
+        except ValueError as error:  # PEFT's checks of the config against the model
+            raise InputError(f"peft ({type(spec).__name__}): {error}") from error
         return enable_prefix_generation(adapted)
     base_model.requires_grad_(isinstance(spec, FullFineTuning))
     return base_model

@@ -197,8 +197,8 @@ def _composition(run_dir: Path, record: Mapping[str, Any]) -> Composition:
         choices = OmegaConf.select(
             OmegaConf.load(hydra / "hydra.yaml"), "hydra.runtime.choices", default={}
         )
-    overrides = (
-        list(OmegaConf.load(hydra / "overrides.yaml"))
+    overrides = (  # as given: `x=${.y}` resolves only inside the job's config
+        OmegaConf.to_container(OmegaConf.load(hydra / "overrides.yaml"), resolve=False)
         if (hydra / "overrides.yaml").exists()
         else []
     )

@@ -9,9 +9,13 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from transformers import GenerationConfig, GenerationMixin, SchedulerType, get_scheduler
@@ -220,3 +224,15 @@ def _generate_parameters() -> set[str]:
     parameters = inspect.signature(GenerationMixin.generate).parameters
     own = {name for name in parameters if name not in ("self", "inputs", "kwargs")}
     return own | GENERATE_POPPED
+
+
+def build_trainer(settings: DictConfig, **arguments: Any) -> L.Trainer:
+    """`cfg.trainer` built (Lightning checks its values only then: `precision=17`, an unknown
+    accelerator): a value it refuses is a `ConfigError` naming the trainer settings."""
+    try:
+        return instantiate(settings, **arguments)
+    except (InstantiationException, ValueError, MisconfigurationException) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) else error
+        if not isinstance(cause, ValueError | MisconfigurationException):
+            raise
+        raise ConfigError(f"trainer: {cause}") from error

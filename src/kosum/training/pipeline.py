@@ -31,7 +31,7 @@ from kosum.models.trained import (
     MERGED_MODEL_DIR,
     RUN_CONFIG,
 )
-from kosum.training.config_checks import check_config
+from kosum.training.config_checks import build_trainer, check_config
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
 from kosum.training.peak_memory import PeakMemory
@@ -117,7 +117,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     loggers = [instantiate(node) for node in cfg.logger.values()]
     wall_clock = WallClock(started)  # resumed runs count their earlier sessions too
     callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()] + [wall_clock]
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
+    trainer = build_trainer(cfg.trainer, logger=loggers, callbacks=callbacks)
     with warnings.catch_warnings():
         # The CSV logger, writing its first line here, warns that "previous log files will be
         # deleted" whenever its folder is not empty, and the run folder always holds .hydra/:

@@ -109,12 +109,20 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
                     "versions": library_versions(),
                     "git_commit": git_commit(),
                     "config": _resolved_or_raw(cfg),
-                    "composition": composition(cfg),
+                    "composition": _composition_or_none(cfg),
                 },
             )
             raise
 
     return wrapper
+
+
+def failure_note(run_dir: str | Path) -> str:
+    """Where a failed command's error went, for its one-line message: a refused command
+    leaves a completed run's record alone (`record_failures`)."""
+    if is_completed(run_dir):
+        return f"not recorded: {run_dir}/results.json keeps the completed run"
+    return f"recorded in {run_dir}/results.json"
 
 
 def is_completed(run_dir: str | Path) -> bool:
@@ -126,6 +134,15 @@ def is_completed(run_dir: str | Path) -> bool:
     return isinstance(record, dict) and record.get("status") == "completed"
 
 
+def _composition_or_none(cfg: DictConfig) -> dict[str, Any] | None:
+    """`composition`, which must never replace the error a failure record is written for."""
+    try:
+        return composition(cfg)
+    except Exception:
+        log.warning("could not record how the failed run was composed", exc_info=True)
+        return None
+
+
 def composition(cfg: DictConfig) -> dict[str, Any]:
     """How Hydra composed this run: its group choices, its overrides and the config before
     interpolation. Kept in results.json because a later command in the same folder (a refused
@@ -134,9 +151,9 @@ def composition(cfg: DictConfig) -> dict[str, Any]:
     if not HydraConfig.initialized():
         return {}
     hydra = HydraConfig.get()
-    return {
-        "choices": dict(hydra.runtime.choices),
-        "overrides": list(hydra.overrides.task),
+    return {  # as given: an override `x=${.y}` resolves only inside the job's config
+        "choices": OmegaConf.to_container(hydra.runtime.choices, resolve=False),
+        "overrides": OmegaConf.to_container(hydra.overrides.task, resolve=False),
         "config": OmegaConf.to_container(cfg, resolve=False),
     }
 
