@@ -9,7 +9,6 @@ zero-shot run (`peft=none`) is its base model.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from kosum.errors import InputError
 from kosum.methods.factory import ZeroShot
 from kosum.methods.prefix_generation import enable_prefix_generation
 from kosum.models.backbone import ModelSpec, load_model
+from kosum.training.run_record import recorded_status
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +83,8 @@ def run_config(run: str | Path) -> DictConfig | None:
 def _warn_if_unfinished(run_dir: Path) -> None:
     """A run that did not complete (killed, failed, or still training, e.g. resumed to train
     longer) may hold weights of an earlier session beside a config already rewritten."""
-    try:
-        status = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["status"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return
-    if status != "completed":
+    status = recorded_status(run_dir)
+    if status not in (None, "completed"):
         log.warning(
             "%s: results.json says status %r, not completed: its saved weights may be from an "
             "earlier session or missing",

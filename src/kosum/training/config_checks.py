@@ -34,6 +34,18 @@ ALWAYS_RECORDED = ("val_rougeL",)
 GENERATE_POPPED = {"tokenizer", "assistant_tokenizer", "trust_remote_code"}
 
 
+# Sizes that fail deep inside tokenizers or PEFT (which checks `r` only once the model is
+# built); null where a config leaves one to a default.
+POSITIVE_INTEGERS = (
+    "data.batch_size",
+    "data.eval_batch_size",
+    "data.max_source_length",
+    "data.max_target_length",
+    "peft.r",
+    "peft.num_virtual_tokens",
+)
+
+
 class ConfigError(InputError):
     """An invalid kosum configuration (raised before training starts)."""
 
@@ -66,19 +78,19 @@ def check_config(cfg: DictConfig) -> None:
         )
     if cfg.get("resume", False) not in (False, "auto"):
         raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
-    for key in ("batch_size", "eval_batch_size", "max_source_length", "max_target_length"):
-        value = cfg.data.get(key)
+    for key in POSITIVE_INTEGERS:
+        value = OmegaConf.select(cfg, key)
         if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ConfigError(f"data.{key}={value!r}: must be a positive integer")
-    for key in ("r", "num_virtual_tokens"):  # PEFT checks them only once the model is built
-        value = cfg.peft.get(key)
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ConfigError(f"peft.{key}={value!r}: must be a positive integer")
+            raise ConfigError(f"{key}={value!r}: must be a positive integer")
     _check_optimized_metric(cfg)
     _check_generation(cfg)
     _check_scheduler(cfg, _check_optimizer(cfg))
     _check_validation_runs(cfg)
     _check_resume(cfg)
+
+
+def _is_zero_shot(cfg: DictConfig) -> bool:
+    return str(cfg.peft.get("_target_", "")).endswith("ZeroShot")
 
 
 def _check_optimizer(cfg: DictConfig) -> torch.optim.Optimizer:
@@ -138,7 +150,7 @@ def _check_validation_runs(cfg: DictConfig) -> None:
         )
     every = trainer.get("check_val_every_n_epoch") or 1
     epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
-    if str(cfg.peft.get("_target_", "")).endswith("ZeroShot"):
+    if _is_zero_shot(cfg):
         return  # trains nothing whatever the length, and is validated once
     if steps == 0 or epochs == 0 or trainer.get("limit_train_batches") == 0:
         raise ConfigError(
@@ -158,7 +170,7 @@ def _check_resume(cfg: DictConfig) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:  # resume=auto may stay on for a sweep's zero-shot jobs: nothing to find
         return
-    if str(cfg.peft.get("_target_", "")).endswith("ZeroShot"):
+    if _is_zero_shot(cfg):
         raise ConfigError(
             f"ckpt_path={ckpt_path} with a zero-shot run (peft=none): it trains nothing, so "
             "there is nothing to resume; drop ckpt_path"

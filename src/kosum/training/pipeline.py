@@ -66,6 +66,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     # run's earlier record is kept aside (resuming a finished run to train longer).
     if resume_from:
         _keep_aside(run_dir / "results.json")
+    commit, composed = git_commit(), composition(cfg)  # recorded again when the run ends
     write_results(
         run_dir,
         {
@@ -73,9 +74,9 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             "method": cfg.method,
             "seed": cfg.seed,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "git_commit": git_commit(),
+            "git_commit": commit,
             "config": resolved,
-            "composition": composition(cfg),
+            "composition": composed,
         },
     )
     L.seed_everything(cfg.seed, workers=True)
@@ -110,7 +111,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         generation=instantiate(cfg.generation),
         run_identity=run_identity,
     )
-    if not is_trainable(method):
+    trained = is_trainable(method)
+    if not trained:
         resume_from = None
     if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
         _keep_aside(run_dir / "metrics.csv")
@@ -126,7 +128,6 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         for logger in loggers:
             logger.log_hyperparams({**resolved, **counts})
 
-    trained = is_trainable(method)
     if trained:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         best_val = _best_val_metrics(trainer)
@@ -163,10 +164,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "peak_memory_kind": peak_memory_kind,
         "data": datamodule.data_summary,
         "versions": library_versions(),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "run_dir": str(run_dir),
         "config": resolved,
-        "composition": composition(cfg),
+        "composition": composed,
     }
     write_results(run_dir, record)
     return record

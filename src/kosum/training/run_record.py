@@ -125,13 +125,18 @@ def failure_note(run_dir: str | Path) -> str:
     return f"recorded in {run_dir}/results.json"
 
 
-def is_completed(run_dir: str | Path) -> bool:
-    """Whether `run_dir/results.json` records a completed run."""
+def recorded_status(run_dir: str | Path) -> str | None:
+    """The `status` of `run_dir/results.json`, or None when there is no readable record."""
     try:
         record = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("status") == "completed"
+        return None
+    return record.get("status") if isinstance(record, dict) else None
+
+
+def is_completed(run_dir: str | Path) -> bool:
+    """Whether `run_dir/results.json` records a completed run."""
+    return recorded_status(run_dir) == "completed"
 
 
 def _composition_or_none(cfg: DictConfig) -> dict[str, Any] | None:
