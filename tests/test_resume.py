@@ -54,8 +54,15 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(run_cli, cache_dir,
         stderr=subprocess.DEVNULL,
     )
     last = run_dir / "checkpoints" / "last.ckpt"
+    # Both written: the checkpoint callback can save a step before the CSV logger first
+    # writes metrics.csv, and the test needs the interrupted log to see it kept aside.
+    logged = run_dir / "metrics.csv"
     deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+    while (
+        not (last.exists() and logged.exists())
+        and process.poll() is None
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
