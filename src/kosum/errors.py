@@ -14,6 +14,10 @@ class InputError(ValueError):
     """A problem with the user's input, reported as one message (exit code 2, no traceback)."""
 
 
+class ConfigError(InputError):
+    """An invalid kosum configuration (raised before training starts)."""
+
+
 def some(items: Sequence[str], shown: int = SHOWN_ITEMS) -> str:
     """The first `shown` items, comma-separated, and how many more there are."""
     listed = ", ".join(items[:shown])

@@ -26,7 +26,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from peft import PeftModel
 from transformers import PreTrainedTokenizerBase
 
 from kosum.config import config_dir, register_resolvers
@@ -36,7 +35,7 @@ from kosum.generation import GenerationSettings
 from kosum.inference.batched import GenerationResult, generate_summaries
 from kosum.inference.inputs import InputDocuments, read_inputs
 from kosum.io import atomic_open, write_json, write_jsonl
-from kosum.methods.factory import MERGEABLE_TYPES
+from kosum.methods.factory import FullFineTuning, method_of_model
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.config_checks import ConfigError, check_generate_arguments
@@ -107,13 +106,12 @@ def _model_choice() -> str:
 
 def merged(model: torch.nn.Module) -> torch.nn.Module:
     """The base model with the LoRA/IA3 weights folded in; refused for other methods."""
-    if not isinstance(model, PeftModel):
+    method = method_of_model(model)
+    if isinstance(method, FullFineTuning):
         raise InputError("merge=true: this model has no adapter to merge (full or base model)")
-    peft_type = model.active_peft_config.peft_type
-    if peft_type not in MERGEABLE_TYPES:
-        mergeable = ", ".join(t.value for t in MERGEABLE_TYPES)
+    if not method.mergeable:
         raise InputError(
-            f"merge=true works for {mergeable} adapters only; this adapter is {peft_type.value}, "
+            f"merge=true works for LoRA and IA3 adapters only; this adapter is {method.name}, "
             "whose weights are not a delta on the base weights. Drop merge=true."
         )
     return model.merge_and_unload().eval()

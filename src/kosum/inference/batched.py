@@ -5,11 +5,11 @@ sorts them by length (longest first, so a batch pads little and an out-of-memory
 at once), generates batch by batch under `torch.inference_mode` (bf16 autocast on a CUDA device
 that supports it; fp32 elsewhere) and returns the summaries in input order.
 
-On T5 models (plain, LoRA or IA3) generation runs inside `kosum.inference.t5_fast`'s
-`fast_t5_generation`: position biases are cached, each input's cross-attention keys/values are
-projected once and shared by its beams, and the cross-attention cache is never reordered between
-beams. Other models get only the last of these (`beam_cache_kwargs`). docs/inference.md has the
-profiles behind each change.
+On T5 models (plain, LoRA or IA3: methods whose `Method.fast_t5_generation` is true) generation
+runs inside `kosum.inference.t5_fast`'s `fast_t5_generation`: position biases are cached, each
+input's cross-attention keys/values are projected once and shared by its beams, and the
+cross-attention cache is never reordered between beams. Other models get only the last of these
+(`beam_cache_kwargs`). docs/inference.md has the profiles behind each change.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from peft import PeftModel
 from tqdm import tqdm
 from transformers import DynamicCache, PreTrainedTokenizerBase
 from transformers.modeling_outputs import BaseModelOutput
@@ -36,6 +35,7 @@ from kosum.inference.t5_fast import (
     shared_cross_attention_cache,
 )
 from kosum.inference.top_k import fast_top_k
+from kosum.methods.factory import method_of_model
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,8 @@ def _tokenize(
 
 
 def _can_encode_separately(model: torch.nn.Module) -> bool:
-    """Encoder-decoder models whose encoder input PEFT leaves alone (not prompt learning)."""
-    if isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning:
+    """Encoder-decoder models whose method leaves the encoder input alone (not prompt tuning)."""
+    if not method_of_model(model).keeps_encoder_input:
         return False
     return bool(getattr(model.config, "is_encoder_decoder", False))
 

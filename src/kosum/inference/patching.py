@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
-from peft import PeftModel
+from transformers import PreTrainedModel
 
 _lock = threading.Lock()
 # owner -> patch name -> [blocks inside, undo]
@@ -44,6 +44,9 @@ def shared_patch(
 
 
 def generation_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers model under a PEFT wrapper, or `model` itself: the instance whose config,
-    generation config and methods `generate()` uses, and so the one to patch."""
-    return model.get_base_model() if isinstance(model, PeftModel) else model
+    """The transformers model under a PEFT (or kosum method) wrapper, or `model` itself: the
+    instance whose config, generation config and methods `generate()` uses, and so the one to
+    patch."""
+    if isinstance(model, PreTrainedModel):
+        return model
+    return model.get_base_model() if hasattr(model, "get_base_model") else model

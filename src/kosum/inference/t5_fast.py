@@ -25,8 +25,9 @@ profiles and the numbers):
 
 Everything applies to `T5ForConditionalGeneration` (bare or with a LoRA/IA3 adapter) inside
 `fast_t5_generation(model)` and is undone when the last such block exits; other models, and
-prompt-learning adapters (prefix/prompt tuning change the attention inputs), keep
-transformers' own path.
+methods that change the attention inputs (`Method.fast_t5_generation` false: PEFT's prefix and
+prompt tuning, kosum's `prefix_encdec`, whose own attention function this path would replace),
+keep transformers' own path.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from peft import PeftModel
 from transformers import AttentionInterface, DynamicCache, EncoderDecoderCache
 from transformers.integrations.sdpa_attention import (
     create_position_bias_mask,
@@ -46,6 +46,7 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.models.t5.modeling_t5 import T5Attention, T5ForConditionalGeneration
 
 from kosum.inference.patching import generation_model, shared_patch
+from kosum.methods.factory import method_of_model
 
 ATTENTION = "kosum_sdpa"
 ROW_ALIGNMENT = 64
@@ -216,8 +217,8 @@ class PositionBiasCache:
 
 
 def fast_t5_model(model: torch.nn.Module) -> T5ForConditionalGeneration | None:
-    """The T5 under `model` when the fast path applies to it, else None."""
-    if isinstance(model, PeftModel) and model.active_peft_config.is_prompt_learning:
+    """The T5 under `model` when the fast path applies to it (its method allows it), else None."""
+    if not method_of_model(model).fast_t5_generation:
         return None
     model = generation_model(model)
     return model if isinstance(model, T5ForConditionalGeneration) else None

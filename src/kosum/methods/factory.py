@@ -1,58 +1,114 @@
-"""Turn a base model into the model a method trains: the one place that knows method names.
+"""The seam between kosum and its adaptation methods: specs, models and saved adapters → `Method`.
 
 `conf/peft/<method>.yaml` builds a method spec with `_target_`: a PEFT config (`peft.LoraConfig`,
-`peft.PrefixTuningConfig`, `peft.PromptTuningConfig`, `peft.IA3Config`, ...) or one of the two
-non-PEFT specs below. Adding a PEFT method is one config file; nothing else in kosum (training,
-logging, report) branches on the method.
+`peft.PrefixTuningConfig`, ...), `FullFineTuning`, `ZeroShot`, or one of kosum's own methods
+(`kosum.methods.prefix_encdec.PrefixEncDecConfig`, a `Method` subclass). `as_method` answers for
+a spec, `method_of_model` for a model already built or reloaded, and `load_adapter` reloads what
+a method saved. Nothing else in kosum branches on a method's name or class.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from pathlib import Path
+from typing import ClassVar
 
 import peft
-from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
 from torch import nn
 
 from kosum.errors import InputError
-from kosum.methods.prefix_generation import enable_prefix_generation
+from kosum.methods.base import KOSUM_ADAPTER_CONFIG, Method, registered_method
+from kosum.methods.peft_method import PeftMethod, load_peft_adapter
+
+PEFT_ADAPTER_CONFIG = "adapter_config.json"
 
 
-@dataclass(frozen=True)
-class FullFineTuning:
+class FullFineTuning(Method):
     """Train every weight of the base model (no PEFT)."""
 
+    name: ClassVar[str] = "full"
+    saved_folder: ClassVar[str] = "model"
 
-@dataclass(frozen=True)
-class ZeroShot:
+    def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
+        return base_model.requires_grad_(True)
+
+
+class ZeroShot(Method):
     """Train nothing: evaluate the base model as it is."""
 
+    name: ClassVar[str] = "none"
+    trains: ClassVar[bool] = False
 
-MethodSpec = peft.PeftConfig | FullFineTuning | ZeroShot
-# Methods whose trained weights are a delta on the base weights, so they can be folded in
-# (`merge_and_unload`), and the names of their config classes (a config's `_target_`).
-MERGEABLE_TYPES = (peft.PeftType.LORA, peft.PeftType.IA3)
-MERGEABLE_CONFIGS = tuple(PEFT_TYPE_TO_CONFIG_MAPPING[t].__name__ for t in MERGEABLE_TYPES)
+    def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
+        return base_model.requires_grad_(False)
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        raise RuntimeError("a zero-shot run trains nothing and saves no weights")
+
+
+MethodSpec = peft.PeftConfig | Method
+
+
+def as_method(spec: MethodSpec) -> Method:
+    """The `Method` for a spec built from `conf/peft/<method>.yaml`."""
+    if isinstance(spec, Method):
+        return spec
+    if isinstance(spec, peft.PeftConfig):
+        return PeftMethod(spec)
+    raise InputError(
+        f"peft: {type(spec).__name__} is neither a PEFT config nor a kosum method "
+        "(kosum.methods.base.Method)"
+    )
 
 
 def apply_method(
     base_model: nn.Module, spec: MethodSpec, base_revision: str | None = None
 ) -> nn.Module:
-    """Wrap or freeze `base_model` according to `spec` and return the model to train.
-    `base_revision` (the hub revision the base was loaded at) is saved in the adapter config,
-    so a reload fetches the same base."""
-    if isinstance(spec, peft.PeftConfig):
-        try:
-            adapted = peft.get_peft_model(base_model, spec, revision=base_revision)
-        except ValueError as error:  # PEFT's checks of the config against the model
-            raise InputError(f"peft ({type(spec).__name__}): {error}") from error
-        return enable_prefix_generation(adapted)
-    base_model.requires_grad_(isinstance(spec, FullFineTuning))
-    return base_model
+    """Wrap or freeze `base_model` according to `spec` and return the model to train."""
+    return as_method(spec).apply(base_model, base_revision)
 
 
-def is_trainable(spec: MethodSpec) -> bool:
-    return not isinstance(spec, ZeroShot)
+def method_of_model(model: nn.Module) -> Method:
+    """The method of a model built by `apply_method` or reloaded by `load_adapter`; a plain
+    transformers model (full fine-tuning, zero-shot, merged) answers as `FullFineTuning`."""
+    if isinstance(model, peft.PeftModel):
+        return PeftMethod(model.active_peft_config)
+    kosum_method = getattr(model, "kosum_method", None)
+    return kosum_method if isinstance(kosum_method, Method) else FullFineTuning()
+
+
+def is_adapter_folder(folder: Path) -> bool:
+    return (folder / KOSUM_ADAPTER_CONFIG).is_file() or (folder / PEFT_ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(folder: Path) -> tuple[str | None, str | None]:
+    """The base model (name or path, revision) a saved adapter was trained on, as recorded."""
+    if (folder / KOSUM_ADAPTER_CONFIG).is_file():
+        record = _kosum_record(folder)
+        return record.get("base_model_name_or_path"), record.get("revision")
+    recorded = peft.PeftConfig.from_pretrained(folder)
+    return recorded.base_model_name_or_path, recorded.revision
+
+
+def load_adapter(folder: Path, base_model: nn.Module) -> nn.Module:
+    """The adapter saved in `folder` (by a kosum method or PEFT) on `base_model`, ready for
+    generation."""
+    if (folder / KOSUM_ADAPTER_CONFIG).is_file():
+        record = _kosum_record(folder)
+        where = str(folder / KOSUM_ADAPTER_CONFIG)
+        return registered_method(str(record.get("method")), where).load(record, folder, base_model)
+    return load_peft_adapter(folder, base_model)
+
+
+def _kosum_record(folder: Path) -> dict:
+    path = folder / KOSUM_ADAPTER_CONFIG
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable adapter record ({error})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return record
 
 
 def parameter_counts(model: nn.Module) -> dict[str, float]:

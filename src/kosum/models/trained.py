@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import peft
 import torch
 import yaml
 from hydra.utils import instantiate
@@ -23,15 +22,21 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokeniz
 
 from kosum.config import config_dir
 from kosum.errors import InputError
-from kosum.methods.factory import ZeroShot
-from kosum.methods.prefix_generation import enable_prefix_generation
+from kosum.methods.base import Method
+from kosum.methods.factory import (
+    FullFineTuning,
+    ZeroShot,
+    adapter_base,
+    is_adapter_folder,
+    load_adapter,
+)
 from kosum.models.backbone import ModelSpec, load_model
 from kosum.training.run_record import recorded_status
 
 log = logging.getLogger(__name__)
 
-ADAPTER_DIR = "adapter"
-FULL_MODEL_DIR = "model"
+ADAPTER_DIR = Method.saved_folder
+FULL_MODEL_DIR = FullFineTuning.saved_folder
 BASE_MODEL_DIR = "base_model"
 MERGED_MODEL_DIR = "merged"
 RUN_CONFIG = "resolved_config.yaml"
@@ -46,7 +51,7 @@ def load_trained(
     """
     path = Path(run_or_adapter)
     for candidate in (path / ADAPTER_DIR, path / FULL_MODEL_DIR, path):
-        if (candidate / "adapter_config.json").exists():
+        if is_adapter_folder(candidate):
             return _load_adapter(candidate, base_name_or_path), AutoTokenizer.from_pretrained(
                 candidate
             )
@@ -56,8 +61,9 @@ def load_trained(
     if zero_shot is not None:
         return zero_shot
     raise FileNotFoundError(
-        f"{path} holds no trained model: expected {ADAPTER_DIR}/adapter_config.json, "
-        f"{FULL_MODEL_DIR}/config.json, or an adapter/model folder"
+        f"{path} holds no trained model: expected an adapter in {ADAPTER_DIR}/ "
+        f"(adapter_config.json or kosum_adapter.json), {FULL_MODEL_DIR}/config.json, or an "
+        "adapter/model folder"
     )
 
 
@@ -165,11 +171,10 @@ def _load_adapter(adapter_dir: Path, base_name_or_path: str | None) -> torch.nn.
     local_base = adapter_dir.parent / BASE_MODEL_DIR
     revision = None  # a base given by the caller is loaded as given
     if base_name_or_path is None:
-        recorded = peft.PeftConfig.from_pretrained(adapter_dir)
         if local_base.exists():
             base_name_or_path = str(local_base)
         else:  # the hub revision the run trained on (kosum records it), not the newest
-            base_name_or_path, revision = recorded.base_model_name_or_path, recorded.revision
+            base_name_or_path, revision = adapter_base(adapter_dir)
     if not base_name_or_path:
         raise FileNotFoundError(
             f"{adapter_dir}: the adapter names no base model and {local_base} does not exist; "
@@ -178,5 +183,4 @@ def _load_adapter(adapter_dir: Path, base_name_or_path: str | None) -> torch.nn.
     base = AutoModelForSeq2SeqLM.from_pretrained(
         base_name_or_path, revision=revision, dtype=torch.float32
     )
-    model = peft.PeftModel.from_pretrained(base, adapter_dir)
-    return enable_prefix_generation(model).eval()
+    return load_adapter(adapter_dir, base).eval()

@@ -20,8 +20,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from transformers import GenerationConfig, GenerationMixin, SchedulerType, get_scheduler
 
-from kosum.errors import InputError
-from kosum.methods.factory import MERGEABLE_CONFIGS
+from kosum.errors import ConfigError, InputError
+from kosum.methods.base import Method
+from kosum.methods.factory import as_method
 from kosum.metrics.rouge import ROUGE_KEYS
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ POSITIVE_INTEGERS = (
 )
 
 
-class ConfigError(InputError):
-    """An invalid kosum configuration (raised before training starts)."""
-
-
 def check_config(cfg: DictConfig) -> None:
     precision = str(cfg.trainer.get("precision", "32-true"))
     if precision in FP16_PRECISIONS:
@@ -62,35 +59,50 @@ def check_config(cfg: DictConfig) -> None:
             "trainer.precision=bf16-true: weights and AdamW moments are kept in bf16 (no fp32 "
             "master copy), so small updates round away; use bf16-mixed unless memory forbids it"
         )
-    peft_target = str(cfg.peft.get("_target_", ""))
-    if cfg.get("gradient_checkpointing", False) and peft_target.endswith("PrefixTuningConfig"):
-        raise ConfigError(
-            "gradient_checkpointing=true with peft=prefix: PEFT prefix tuning passes past key "
-            "values that gradient checkpointing cannot recompute, and PEFT refuses the pair. "
-            "Set gradient_checkpointing=false for prefix tuning."
-        )
-    if cfg.get("merge", False) and not peft_target.endswith(MERGEABLE_CONFIGS):
-        # `method` is the Hydra choice, unresolvable outside a Hydra job: the target then
-        method = OmegaConf.select(cfg, "method", throw_on_resolution_failure=False)
-        raise ConfigError(
-            f"merge=true with peft={method or peft_target}: only LoRA and IA3 weights can be "
-            "merged into the base model; set merge=false for this method"
-        )
-    if cfg.get("resume", False) not in (False, "auto"):
-        raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
     for key in POSITIVE_INTEGERS:
         value = OmegaConf.select(cfg, key)
         if value is not None and not (isinstance(value, int) and value >= 1):
             raise ConfigError(f"{key}={value!r}: must be a positive integer")
+    method = build_method(cfg)
+    if cfg.get("gradient_checkpointing", False) and not method.allows_gradient_checkpointing:
+        raise ConfigError(
+            f"gradient_checkpointing=true with peft={_method_name(cfg)}: this method cannot be "
+            "recomputed by gradient checkpointing (PEFT prefix tuning passes past key values "
+            "and PEFT refuses the pair; peft=prefix_encdec can). Set gradient_checkpointing=false."
+        )
+    if cfg.get("merge", False) and not method.mergeable:
+        raise ConfigError(
+            f"merge=true with peft={_method_name(cfg)}: only LoRA and IA3 weights can be "
+            "merged into the base model; set merge=false for this method"
+        )
+    if cfg.get("resume", False) not in (False, "auto"):
+        raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
     _check_optimized_metric(cfg)
     _check_generation(cfg)
     _check_scheduler(cfg, _check_optimizer(cfg))
-    _check_validation_runs(cfg)
-    _check_resume(cfg)
+    _check_validation_runs(cfg, method)
+    _check_resume(cfg, method)
 
 
-def _is_zero_shot(cfg: DictConfig) -> bool:
-    return str(cfg.peft.get("_target_", "")).endswith("ZeroShot")
+def build_method(cfg: DictConfig) -> Method:
+    """`cfg.peft` built and checked (`Method.check`): a value its class refuses is a
+    `ConfigError` naming the method's settings."""
+    try:
+        method = as_method(instantiate(cfg.peft))
+    except InstantiationException as error:
+        cause = error.__cause__ or error
+        if isinstance(cause, InputError):
+            raise cause from None
+        settings = OmegaConf.to_container(cfg.peft, resolve=False)
+        raise ConfigError(f"peft {settings}: {cause}") from None
+    method.check()
+    return method
+
+
+def _method_name(cfg: DictConfig) -> str:
+    """`method` is the Hydra choice, unresolvable outside a Hydra job: the target then."""
+    name = OmegaConf.select(cfg, "method", throw_on_resolution_failure=False)
+    return str(name or cfg.peft.get("_target_"))
 
 
 def _check_optimizer(cfg: DictConfig) -> torch.optim.Optimizer:
@@ -137,7 +149,7 @@ def _check_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:
         )
 
 
-def _check_validation_runs(cfg: DictConfig) -> None:
+def _check_validation_runs(cfg: DictConfig, method: Method) -> None:
     """The best checkpoint, `val_rougeL` and the weights saved all come from validation: a run
     that never validates would train to the end and then test the last weights, unrecorded."""
     trainer = cfg.trainer
@@ -150,7 +162,7 @@ def _check_validation_runs(cfg: DictConfig) -> None:
         )
     every = trainer.get("check_val_every_n_epoch") or 1
     epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
-    if _is_zero_shot(cfg):
+    if not method.trains:
         return  # trains nothing whatever the length, and is validated once
     if steps == 0 or epochs == 0 or trainer.get("limit_train_batches") == 0:
         raise ConfigError(
@@ -165,12 +177,12 @@ def _check_validation_runs(cfg: DictConfig) -> None:
         )
 
 
-def _check_resume(cfg: DictConfig) -> None:
+def _check_resume(cfg: DictConfig, method: Method) -> None:
     """A checkpoint must exist, belong to this run's folder, and be of a method that trains."""
     ckpt_path = cfg.get("ckpt_path")
     if not ckpt_path:  # resume=auto may stay on for a sweep's zero-shot jobs: nothing to find
         return
-    if _is_zero_shot(cfg):
+    if not method.trains:
         raise ConfigError(
             f"ckpt_path={ckpt_path} with a zero-shot run (peft=none): it trains nothing, so "
             "there is nothing to resume; drop ckpt_path"

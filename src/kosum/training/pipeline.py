@@ -22,12 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 from kosum.data.datamodule import SummarizationDataModule
 from kosum.data.prompts import PromptTemplate
 from kosum.io import atomic_directory, atomic_open, write_jsonl
-from kosum.methods.factory import apply_method, is_trainable, parameter_counts
+from kosum.methods.base import Method
+from kosum.methods.factory import apply_method, as_method, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
 from kosum.models.trained import (
-    ADAPTER_DIR,
     BASE_MODEL_DIR,
-    FULL_MODEL_DIR,
     MERGED_MODEL_DIR,
     RUN_CONFIG,
 )
@@ -96,7 +95,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         save_pretrained(run_dir / BASE_MODEL_DIR, base_model, tokenizer)
     if cfg.gradient_checkpointing:
         base_model.gradient_checkpointing_enable({"use_reentrant": False})
-    method = instantiate(cfg.peft)
+    method = as_method(instantiate(cfg.peft))
     model = apply_method(base_model, method, base_revision=spec.revision)
     if cfg.get("fast_cpu_dropout", False):
         enable_fast_cpu_dropout(model)
@@ -111,7 +110,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         generation=instantiate(cfg.generation),
         run_identity=run_identity,
     )
-    trained = is_trainable(method)
+    trained = method.trains
     if not trained:
         resume_from = None
     if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
@@ -145,7 +144,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         logger.save()
     if trained and best_val and not cfg.test:  # the test above loaded them already
         _restore_best_weights(trainer, module)  # saved weights are the ones val_rougeL describes
-    _save_trained_weights(model, tokenizer, run_dir, trained)
+    if trained:
+        _save_trained_weights(method, model, tokenizer, run_dir)
     if cfg.merge:
         merged = copy.deepcopy(model).merge_and_unload()
         save_pretrained(run_dir / MERGED_MODEL_DIR, merged, tokenizer)
@@ -214,12 +214,13 @@ def _restore_best_weights(trainer: L.Trainer, module: SummarizationModule) -> No
 
 
 def _save_trained_weights(
-    model: torch.nn.Module, tokenizer: Any, run_dir: Path, trained: bool
+    method: Method, model: torch.nn.Module, tokenizer: Any, run_dir: Path
 ) -> None:
-    if not trained:
-        return
-    target = run_dir / (ADAPTER_DIR if hasattr(model, "peft_config") else FULL_MODEL_DIR)
-    save_pretrained(target, model, tokenizer)  # safetensors (PEFT and transformers default)
+    """The method's weights (safetensors) and the tokenizer, in the method's folder of the run
+    (`adapter/`, or `model/` for full fine-tuning), which appears only once complete."""
+    with atomic_directory(run_dir / method.saved_folder) as staging:
+        method.save(model, staging)
+        tokenizer.save_pretrained(staging)
 
 
 def save_pretrained(path: Path, *objects: Any) -> None:

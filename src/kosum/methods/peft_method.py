@@ -1,0 +1,72 @@
+"""A PEFT config (`peft.LoraConfig`, `peft.PrefixTuningConfig`, ...) as a kosum `Method`.
+
+`conf/peft/<method>.yaml` with a PEFT config `_target_` is all a PEFT method needs: the answers
+below come from the config's PEFT type, so a new PEFT config class needs no code here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import peft
+from torch import nn
+
+from kosum.errors import InputError
+from kosum.methods.base import Method
+from kosum.methods.prefix_generation import enable_prefix_generation
+
+# Methods whose trained weights are a delta on the base weights, so they can be folded in
+# (`merge_and_unload`).
+MERGEABLE_TYPES = (peft.PeftType.LORA, peft.PeftType.IA3)
+
+
+class PeftMethod(Method):
+    """The answers for one PEFT config."""
+
+    def __init__(self, config: peft.PeftConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return str(self.config.peft_type.value).lower()
+
+    @property
+    def mergeable(self) -> bool:  # type: ignore[override]
+        return self.config.peft_type in MERGEABLE_TYPES
+
+    @property
+    def allows_gradient_checkpointing(self) -> bool:  # type: ignore[override]
+        # PEFT prefix tuning passes past key values that checkpointing cannot recompute, and
+        # PEFT refuses the pair.
+        return self.config.peft_type != peft.PeftType.PREFIX_TUNING
+
+    @property
+    def keeps_encoder_input(self) -> bool:  # type: ignore[override]
+        return not self.config.is_prompt_learning
+
+    @property
+    def fast_t5_generation(self) -> bool:  # type: ignore[override]
+        # Prompt learning changes the attention inputs (a prefix cache, prepended embeddings).
+        return not self.config.is_prompt_learning
+
+    @property
+    def size_knob(self) -> str | None:  # type: ignore[override]
+        for knob in ("r", "num_virtual_tokens"):
+            if hasattr(self.config, knob):
+                return knob
+        return None
+
+    def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
+        try:
+            adapted = peft.get_peft_model(base_model, self.config, revision=base_revision)
+        except ValueError as error:  # PEFT's checks of the config against the model
+            raise InputError(f"peft ({type(self.config).__name__}): {error}") from error
+        return enable_prefix_generation(adapted)
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        model.save_pretrained(folder)  # safetensors, PEFT's default
+
+
+def load_peft_adapter(folder: Path, base_model: nn.Module) -> nn.Module:
+    """A PEFT adapter saved in `folder`, on `base_model`, with generation fixed for prefixes."""
+    return enable_prefix_generation(peft.PeftModel.from_pretrained(base_model, folder))
