@@ -14,6 +14,7 @@ changes the outputs.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from peft import (
     IA3Config,
     LoraConfig,
     PeftConfig,
-    PeftModel,
     PrefixTuningConfig,
     PromptTuningConfig,
     TaskType,
@@ -34,6 +34,8 @@ from transformers.utils import ModelOutput
 
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import fast_generation, generate_ids
+from kosum.methods.factory import apply_method, load_adapter
+from kosum.methods.prefix_encdec import PrefixEncDecConfig
 from kosum.methods.prefix_generation import enable_prefix_generation
 
 NUM_VIRTUAL_TOKENS = 8
@@ -49,7 +51,19 @@ INPUT_IDS = torch.tensor(
 )
 ATTENTION_MASK = (INPUT_IDS != 0).long()
 
-METHODS: dict[str, PeftConfig | None] = {
+# kosum's prefix_encdec in every non-empty combination of its places, and with its MLP.
+ENCDEC_METHODS: dict[str, PrefixEncDecConfig] = {
+    "prefix_encdec_" + "+".join(where): PrefixEncDecConfig(
+        num_virtual_tokens=NUM_VIRTUAL_TOKENS, where=list(where)
+    )
+    for size in (1, 2, 3)
+    for where in itertools.combinations(("encoder", "decoder", "cross"), size)
+}
+ENCDEC_METHODS["prefix_encdec_projection"] = PrefixEncDecConfig(
+    num_virtual_tokens=NUM_VIRTUAL_TOKENS, prefix_projection=True, encoder_hidden_size=32
+)
+
+METHODS: dict[str, PeftConfig | PrefixEncDecConfig | None] = {
     "base": None,
     "lora": LoraConfig(
         task_type=TaskType.SEQ_2_SEQ_LM, r=8, lora_alpha=32, target_modules=["q", "v"]
@@ -67,8 +81,12 @@ METHODS: dict[str, PeftConfig | None] = {
         task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=NUM_VIRTUAL_TOKENS
     ),
     "ia3": IA3Config(task_type=TaskType.SEQ_2_SEQ_LM),
+    **ENCDEC_METHODS,
 }
+# PEFT's prefix tuning, which needs `enable_prefix_generation`.
 PREFIX_METHODS = ["prefix", "prefix_projection"]
+# Every prefix method: the prefix must change generation and survive save/reload.
+ALL_PREFIX_METHODS = [*PREFIX_METHODS, *ENCDEC_METHODS]
 # kosum's T5 path (kosum.inference.t5_fast) covers these; prompt learning keeps the stock path.
 FAST_PATH_METHODS = ["base", "lora", "ia3"]
 
@@ -107,11 +125,11 @@ def _build_base() -> T5ForConditionalGeneration:
 
 def _build(method: str) -> torch.nn.Module:
     """The model for ``method``, adapter weights perturbed with a fixed seed, generation enabled."""
-    peft_config = METHODS[method]
-    if peft_config is None:
+    spec = METHODS[method]
+    if spec is None:
         model: torch.nn.Module = _build_base()
     else:
-        model = get_peft_model(_build_base(), copy.deepcopy(peft_config)).double()
+        model = apply_method(_build_base(), copy.deepcopy(spec)).double()
         generator = torch.Generator().manual_seed(1)
         with torch.no_grad():
             for param in model.parameters():
@@ -222,7 +240,7 @@ def test_kosum_fast_variant_runs_kosums_path_where_it_applies(method: str) -> No
         assert active == (method in FAST_PATH_METHODS)
 
 
-@pytest.mark.parametrize("method", PREFIX_METHODS)
+@pytest.mark.parametrize("method", ALL_PREFIX_METHODS)
 def test_prefix_changes_generation(method: str) -> None:
     """The prefix is really used: the adapted generation differs from the adapter-disabled one."""
     model = _build(method)
@@ -233,7 +251,7 @@ def test_prefix_changes_generation(method: str) -> None:
     assert (adapted.logits[0] - disabled.logits[0]).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("method", PREFIX_METHODS)
+@pytest.mark.parametrize("method", ALL_PREFIX_METHODS)
 def test_prefix_use_cache_false_equals_use_cache_true(method: str) -> None:
     model = _build(method)
     cached = _generate(model, output_logits=True, use_cache=True)
@@ -257,13 +275,13 @@ def test_prefix_user_decoder_attention_mask() -> None:
     torch.testing.assert_close(masked.sequences, reference.sequences, atol=0, rtol=0)
 
 
-@pytest.mark.parametrize("method", PREFIX_METHODS)
+@pytest.mark.parametrize("method", ALL_PREFIX_METHODS)
 def test_prefix_save_reload_round_trip(method: str, tmp_path: Path) -> None:
     model = _build(method)
     expected = _generate(model, output_logits=True)
     model.save_pretrained(tmp_path)
 
-    reloaded = enable_prefix_generation(PeftModel.from_pretrained(_build_base(), tmp_path).eval())
+    reloaded = load_adapter(tmp_path, _build_base()).double().eval()
     actual = _generate(reloaded, output_logits=True)
     _assert_steps_match_teacher_forcing(reloaded, actual)
     torch.testing.assert_close(actual.sequences, expected.sequences, atol=0, rtol=0)

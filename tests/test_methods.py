@@ -6,7 +6,6 @@ import copy
 import json
 from pathlib import Path
 
-import peft
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -17,8 +16,13 @@ from transformers import T5ForConditionalGeneration
 
 from kosum.config import config_dir
 from kosum.io import read_jsonl
-from kosum.methods.factory import FullFineTuning, ZeroShot, apply_method, parameter_counts
-from kosum.methods.prefix_generation import enable_prefix_generation
+from kosum.methods.factory import (
+    FullFineTuning,
+    ZeroShot,
+    apply_method,
+    load_adapter,
+    parameter_counts,
+)
 from kosum.models.trained import load_trained
 from kosum.training.config_checks import ConfigError, check_config
 from tiny_models import tiny_t5
@@ -52,7 +56,16 @@ def _batch() -> dict[str, torch.Tensor]:
 
 
 def test_every_method_config_is_covered():
-    assert {"lora", "lora_all_linear", "prefix", "prompt", "ia3", "full", "none"} <= set(METHODS)
+    assert {
+        "lora",
+        "lora_all_linear",
+        "prefix",
+        "prefix_encdec",
+        "prompt",
+        "ia3",
+        "full",
+        "none",
+    } <= set(METHODS)
 
 
 def test_adapter_records_the_base_models_revision(tmp_path: Path):
@@ -94,7 +107,7 @@ def test_method_trains_and_reports_parameters(name: str, tmp_path: Path):
             reached[n] |= p.grad is not None and p.grad != 0
         optimizer.step()
     assert losses[-1] < 0.9 * losses[0], losses
-    if name in ("lora", "ia3", "prompt"):
+    if name in ("lora", "ia3", "prompt", "prefix_encdec"):
         # every counted parameter trains (PEFT's seq2seq prompt tuning would count a decoder
         # half no forward uses; prefix tuning's unused slots are in
         # docs/methods-prefix-generation.md)
@@ -111,8 +124,8 @@ def test_adapter_save_reload_round_trip(name: str, tmp_path: Path):
     model.eval()
     model.save_pretrained(tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
-    reloaded = peft.PeftModel.from_pretrained(_tiny_t5(), tmp_path / "adapter").eval()
-    enable_prefix_generation(reloaded)
+    assert not list((tmp_path / "adapter").glob("*.bin"))
+    reloaded = load_adapter(tmp_path / "adapter", _tiny_t5()).eval()
     batch = _batch()
     with torch.no_grad():
         expected = model(**batch).logits
@@ -198,9 +211,17 @@ def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
         (["trainer.precision=16-mixed"], "overflows in fp16"),
         (
             ["peft=prefix", "gradient_checkpointing=true"],
-            "gradient_checkpointing=true with peft=prefix",
+            r"gradient_checkpointing=true with prefix_tuning \(peft\)",
         ),
         (["peft=prefix", "merge=true"], "only LoRA and IA3"),
+        (
+            ["peft=prefix_encdec", "merge=true"],
+            r"prefix_encdec \(peft\): only LoRA",
+        ),
+        (["peft=prefix_encdec", "peft.where=[]"], r"peft.where=\[\]: give a non-empty list"),
+        (["peft=prefix_encdec", "peft.where=[encoder,ffn]"], r"\['ffn'\] unknown"),
+        (["peft=prefix_encdec", "peft.num_virtual_tokens=0"], "peft.num_virtual_tokens=0: must"),
+        (["peft=prefix_encdec", "+peft.depth=3"], r"peft \{.*\}: .*unexpected keyword .*depth"),
         (["resume=yes"], "resume="),
         (["+generation.generate.num_beam=4"], r"unknown generate\(\) argument\(s\) \['num_beam'\]"),
         (["optimized_metric=val_rougeLL"], r"\['val_rougeLL'\] not among the recorded metrics"),
@@ -241,11 +262,17 @@ def test_known_traps_are_refused_before_training(overrides: list[str], message: 
 
 @pytest.mark.parametrize(
     "overrides",
-    [["scheduler.warmup_steps=null"], ["~scheduler.name"], ["peft=none", "trainer.max_epochs=0"]],
+    [
+        ["scheduler.warmup_steps=null"],
+        ["~scheduler.name"],
+        ["peft=none", "trainer.max_epochs=0"],
+        ["peft=prefix_encdec", "gradient_checkpointing=true"],
+        ["peft=prefix_encdec", "peft.where=[cross]", "peft.prefix_projection=true"],
+    ],
 )
 def test_scheduler_defaults_and_zero_shot_lengths_are_accepted(overrides: list[str]):
     """`warmup_steps: null` leaves the warmup to the ratio; without a name, linear; a
-    zero-shot run trains nothing whatever its length."""
+    zero-shot run trains nothing whatever its length; prefix_encdec may be checkpointed."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose(config_name="train", overrides=["paths.output_dir=/tmp/run", *overrides])

@@ -66,13 +66,14 @@ def check_config(cfg: DictConfig) -> None:
     method = build_method(cfg)
     if cfg.get("gradient_checkpointing", False) and not method.allows_gradient_checkpointing:
         raise ConfigError(
-            f"gradient_checkpointing=true with peft={_method_name(cfg)}: this method cannot be "
-            "recomputed by gradient checkpointing (PEFT prefix tuning passes past key values "
-            "and PEFT refuses the pair; peft=prefix_encdec can). Set gradient_checkpointing=false."
+            f"gradient_checkpointing=true with {method.name} (peft): gradient "
+            "checkpointing cannot recompute this method (PEFT prefix tuning passes past key "
+            "values and PEFT refuses the pair; peft=prefix_encdec can be checkpointed). Set "
+            "gradient_checkpointing=false."
         )
     if cfg.get("merge", False) and not method.mergeable:
         raise ConfigError(
-            f"merge=true with peft={_method_name(cfg)}: only LoRA and IA3 weights can be "
+            f"merge=true with {method.name} (peft): only LoRA and IA3 weights can be "
             "merged into the base model; set merge=false for this method"
         )
     if cfg.get("resume", False) not in (False, "auto"):
@@ -97,12 +98,6 @@ def build_method(cfg: DictConfig) -> Method:
         raise ConfigError(f"peft {settings}: {cause}") from None
     method.check()
     return method
-
-
-def _method_name(cfg: DictConfig) -> str:
-    """`method` is the Hydra choice, unresolvable outside a Hydra job: the target then."""
-    name = OmegaConf.select(cfg, "method", throw_on_resolution_failure=False)
-    return str(name or cfg.peft.get("_target_"))
 
 
 def _check_optimizer(cfg: DictConfig) -> torch.optim.Optimizer:

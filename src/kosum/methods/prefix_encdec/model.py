@@ -155,8 +155,11 @@ class PrefixEncDecModel(nn.Module):
     # -- what a model does ---------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if torch.is_grad_enabled():
+            # A new graph for this pass, built here, outside the blocks that gradient
+            # checkpointing recomputes: inside, both passes then read the same cached tensors.
             for table in self.prefixes.values():
                 table.forget()
+                table.full()
         return self.base_model(*args, **kwargs)
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
@@ -249,4 +252,5 @@ class PrefixEncDecModel(nn.Module):
                         f"{folder / ADAPTER_WEIGHTS}: {place}.prefix has shape "
                         f"{tuple(saved.shape)}, the base model needs {tuple(table.prefix.shape)}"
                     )
-                table.prefix.copy_(saved)
+                # In the dtype it was saved in, so the reloaded model computes what was saved.
+                table.prefix.data = saved.to(table.prefix.device)
