@@ -4,6 +4,7 @@ cross-attention, checked against a direct computation, place by place, and end t
 from __future__ import annotations
 
 import copy
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,3 +343,58 @@ def test_a_model_that_is_not_t5_is_refused():
     )
     with pytest.raises(InputError, match=r"needs a T5 model .* the base model is a Bart"):
         apply_method(bart, PrefixEncDecConfig())
+
+
+# -- the real commands ---------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["peft.where=[encoder]"], ["peft.where=[cross]"], ["gradient_checkpointing=true"]],
+    ids=["all", "encoder", "cross", "checkpointing"],
+)
+def test_train_then_eval_and_predict_reproduce_the_run(run_cli, tmp_path: Path, overrides):
+    """kosum-train validates by generation and saves the adapter; kosum-eval reloads it and
+    gets the run's test metrics and predictions; kosum-predict writes the same summaries."""
+    from kosum.io import read_jsonl
+    from test_train_e2e import _test_texts
+
+    run_dir, eval_dir = tmp_path / "train", tmp_path / "eval"
+    train = [f"hydra.run.dir={run_dir}", "trainer.max_epochs=1", *overrides]
+    result = run_cli("kosum.cli.train", "experiment=smoke", "peft=prefix_encdec", *train)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trained = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert trained["status"] == "completed" and "val_rougeL" in trained["metrics"]
+    assert (run_dir / "adapter" / "kosum_adapter.json").is_file()
+    saved = json.loads((run_dir / "adapter" / "kosum_adapter.json").read_text())
+    where = trained["config"]["peft"]["where"]
+    assert saved["settings"]["where"] == where
+
+    result = run_cli("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={eval_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = json.loads((eval_dir / "results.json").read_text(encoding="utf-8"))
+    for key in ("rouge1", "rouge2", "rougeL", "loss"):
+        assert evaluated["metrics"][key] == trained["metrics"][key], key
+    rows = read_jsonl(run_dir / "predictions.jsonl")
+    assert read_jsonl(eval_dir / "predictions.jsonl") == rows
+
+    source = tmp_path / "test.jsonl"
+    texts = _test_texts(trained, [row["id"] for row in rows])
+    source.write_text(
+        "".join(
+            json.dumps({"id": row["id"], "text": text}, ensure_ascii=False) + "\n"
+            for row, text in zip(rows, texts, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    output = tmp_path / "submission.csv"
+    result = run_cli(
+        "kosum.cli.predict",
+        f"run={run_dir}",
+        f"input={source}",
+        f"output={output}",
+        f"hydra.run.dir={tmp_path / 'predict'}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with output.open(encoding="utf-8", newline="") as handle:
+        submitted = {row["id"]: row["summary"] for row in csv.DictReader(handle)}
+    assert submitted == {row["id"]: row["prediction"] for row in rows}

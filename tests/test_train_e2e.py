@@ -1,4 +1,5 @@
-"""End to end: the real `kosum-train` on the smoke experiment, for LoRA and prefix tuning."""
+"""End to end: the real `kosum-train` on the smoke experiment, for LoRA and prefix tuning (PEFT's
+and kosum's prefix_encdec)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _assert_valid_record(record: dict, method: str) -> None:
     assert "git_commit" in record
 
 
-@pytest.mark.parametrize("method", ["lora", "prefix"])
+@pytest.mark.parametrize("method", ["lora", "prefix", "prefix_encdec"])
 def test_smoke_run_writes_records_and_reloadable_adapter(run_cli, tmp_path: Path, method: str):
     run_dir = tmp_path / method
     result = run_cli(
