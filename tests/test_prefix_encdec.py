@@ -398,3 +398,10 @@ def test_train_then_eval_and_predict_reproduce_the_run(run_cli, tmp_path: Path, 
     with output.open(encoding="utf-8", newline="") as handle:
         submitted = {row["id"]: row["summary"] for row in csv.DictReader(handle)}
     assert submitted == {row["id"]: row["prediction"] for row in rows}
+
+
+def test_reports_label_a_varied_where_briefly():
+    from kosum.report.labels import config_label
+
+    label = config_label([("method", "prefix_encdec"), ("peft.where", ("encoder", "cross"))])
+    assert label == "prefix_encdec where=encoder+cross"

@@ -14,6 +14,7 @@ SHORT_NAMES: dict[str, str] = {
     "method": "method",
     "peft.r": "r",
     "peft.num_virtual_tokens": "tokens",
+    "peft.where": "where",
     "data.categories": "categories",
     "optim.lr": "lr",
     "trainer.max_epochs": "epochs",
