@@ -35,7 +35,7 @@ from kosum.generation import GenerationSettings
 from kosum.inference.batched import GenerationResult, generate_summaries
 from kosum.inference.inputs import InputDocuments, read_inputs
 from kosum.io import atomic_open, write_json, write_jsonl
-from kosum.methods.factory import FullFineTuning, method_of_model
+from kosum.methods.factory import method_of_model
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.config_checks import ConfigError, check_generate_arguments
@@ -107,7 +107,7 @@ def _model_choice() -> str:
 def merged(model: torch.nn.Module) -> torch.nn.Module:
     """The base model with the LoRA/IA3 weights folded in; refused for other methods."""
     method = method_of_model(model)
-    if isinstance(method, FullFineTuning):
+    if not method.has_adapter:
         raise InputError("merge=true: this model has no adapter to merge (full or base model)")
     if not method.mergeable:
         raise InputError(

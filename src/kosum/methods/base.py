@@ -37,6 +37,9 @@ class Method(ABC):
     adapter_name: ClassVar[str | None] = None
     # Whether anything trains (zero-shot: no; the run is validated and tested once).
     trains: ClassVar[bool] = True
+    # Whether its trained weights sit beside the base model's (an adapter) rather than being a
+    # whole model (full fine-tuning) or nothing (zero-shot).
+    has_adapter: ClassVar[bool] = True
     # Whether the trained weights fold into the base weights (`merge=true`).
     mergeable: ClassVar[bool] = False
     # Whether `gradient_checkpointing=true` works with it.

@@ -27,6 +27,7 @@ class FullFineTuning(Method):
     """Train every weight of the base model (no PEFT)."""
 
     name: ClassVar[str] = "full"
+    has_adapter: ClassVar[bool] = False
     saved_folder: ClassVar[str] = "model"
 
     def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
@@ -37,6 +38,7 @@ class ZeroShot(Method):
     """Train nothing: evaluate the base model as it is."""
 
     name: ClassVar[str] = "none"
+    has_adapter: ClassVar[bool] = False
     trains: ClassVar[bool] = False
 
     def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:

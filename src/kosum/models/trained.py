@@ -25,8 +25,8 @@ from kosum.errors import InputError
 from kosum.methods.base import Method
 from kosum.methods.factory import (
     FullFineTuning,
-    ZeroShot,
     adapter_base,
+    as_method,
     is_adapter_folder,
     load_adapter,
 )
@@ -103,10 +103,10 @@ def kosum_node(config: DictConfig, key: str, where: str) -> Any:
     """`config[key]` (a run folder's config) as plain data, if it can only build what kosum's own
     configs build. A run folder may come from someone else: building objects from its config
     must not call arbitrary code (a `torch.load` of a pickle beside it, say). So every
-    `_target_` must be one that `conf/data`, `conf/generation` or `conf/model` uses (a prefix
-    check is not enough: `kosum.config.os.system` resolves to `os.system`), and no value may
-    hold an interpolation (`resolved_config.yaml` is written resolved; `${...}` could reach
-    other nodes or `oc.decode` a target in). The result is detached from the run's config."""
+    `_target_` must be one that `conf/data`, `conf/generation`, `conf/model` or `conf/peft` uses
+    (a prefix check is not enough: `kosum.config.os.system` resolves to `os.system`), and no
+    value may hold an interpolation (`resolved_config.yaml` is written resolved; `${...}` could
+    reach other nodes or `oc.decode` a target in). The result is detached from the run's config."""
     plain = OmegaConf.to_container(config, resolve=False).get(key)  # read, never resolved
     allowed = _config_targets()
     for path, name, value in _items({key: plain}, ""):
@@ -117,8 +117,8 @@ def kosum_node(config: DictConfig, key: str, where: str) -> Any:
             )
         if name == "_target_" and value not in allowed:
             raise InputError(
-                f"{where}: {path} = {value!r} is not one of kosum's data, decoding or model "
-                "classes; a run folder's config is not trusted to build anything else"
+                f"{where}: {path} = {value!r} is not one of kosum's data, decoding, model or "
+                "method classes; a run folder's config is not trusted to build anything else"
             )
     return plain
 
@@ -135,9 +135,9 @@ def _items(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
 
 @functools.cache
 def _config_targets() -> frozenset[str]:
-    """The `_target_`s of kosum's data, decoding and model configs."""
+    """The `_target_`s of kosum's data, decoding, model and method configs."""
     targets = set()
-    for group in ("data", "generation", "model"):
+    for group in ("data", "generation", "model", "peft"):
         for path in (Path(config_dir()) / group).glob("*.yaml"):
             content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             targets |= {v for _, k, v in _items(content, "") if k == "_target_"}
@@ -154,7 +154,7 @@ def _zero_shot_base(
     if not config_file.is_file():
         return None
     config = OmegaConf.load(config_file)
-    if OmegaConf.select(config, "peft._target_") != f"{ZeroShot.__module__}.ZeroShot":
+    if as_method(instantiate(kosum_node(config, "peft", str(config_file)))).trains:
         return None
     saved_base = run_dir / BASE_MODEL_DIR
     if (saved_base / "config.json").exists():
