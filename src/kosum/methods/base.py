@@ -61,6 +61,16 @@ class Method(ABC):
         that cannot adapt a given base model raises `InputError` from `apply`, before training."""
         return None
 
+    def on_train_start(self, model: nn.Module, total_steps: int) -> None:
+        """Called once the run knows how many optimiser steps it will take (AdaLoRA's
+        schedule); raise `ConfigError` for settings that cannot fit that many steps."""
+        return None
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        """Called after optimiser step `step` (0-based), before the next forward pass, while
+        that step's gradients are still there (AdaLoRA reallocates its ranks from them)."""
+        return None
+
     @abstractmethod
     def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
         """The model to train: `base_model` wrapped or frozen. `base_revision` (the hub revision

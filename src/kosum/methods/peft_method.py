@@ -11,7 +11,7 @@ from pathlib import Path
 import peft
 from torch import nn
 
-from kosum.errors import InputError
+from kosum.errors import ConfigError, InputError
 from kosum.methods.base import Method
 from kosum.methods.prefix_generation import enable_prefix_generation
 
@@ -55,6 +55,24 @@ class PeftMethod(Method):
             if hasattr(self.config, knob):
                 return knob
         return None
+
+    def on_train_start(self, model: nn.Module, total_steps: int) -> None:
+        if self.config.peft_type != peft.PeftType.ADALORA:
+            return
+        # PEFT needs AdaLoRA's total steps when the config is built; the YAML cannot know them.
+        config = model.peft_config[model.active_adapter]
+        if not config.tinit < total_steps - config.tfinal:
+            raise ConfigError(
+                f"peft.tinit={config.tinit}, peft.tfinal={config.tfinal}: this run takes "
+                f"{total_steps} optimiser steps, which leaves AdaLoRA no steps to reallocate "
+                "ranks in (needs tinit < steps - tfinal)"
+            )
+        config.total_step = total_steps
+        model.base_model.rankallocator.set_total_step(total_steps)
+
+    def after_optimizer_step(self, model: nn.Module, step: int) -> None:
+        if self.config.peft_type == peft.PeftType.ADALORA:
+            model.base_model.update_and_allocate(step)
 
     def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
         try:

@@ -21,6 +21,8 @@ from transformers import PreTrainedTokenizerBase, get_scheduler
 from kosum.data.batching import LABEL_PAD
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import fast_generation, generate_ids
+from kosum.inference.patching import generation_model
+from kosum.methods.base import Method
 from kosum.metrics import compute_rouge
 from kosum.training.run_identity import CHECKPOINT_KEY
 
@@ -65,9 +67,12 @@ class SummarizationModule(L.LightningModule):
         scheduler: SchedulerSettings | None,
         generation: GenerationSettings,
         run_identity: dict[str, Any] | None = None,
+        method: Method | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        # The method's training hooks (AdaLoRA's rank reallocation); None: no hooks.
+        self.method = method
         self.run_identity = run_identity
         self.tokenizer = tokenizer
         self.optimizer_factory = optimizer
@@ -79,6 +84,7 @@ class SummarizationModule(L.LightningModule):
         self.last_eval_metrics: dict[str, dict[str, Any]] = {}
         self._step_started: float | None = None
         self._warned: set[str] = set()  # splits already warned about empty predictions
+        self._hooked_step = 0  # the optimiser steps the method's hook has been called after
 
     # -- training -----------------------------------------------------------------------------
     def on_fit_start(self) -> None:
@@ -86,6 +92,15 @@ class SummarizationModule(L.LightningModule):
         # without this, a pretrained base (lcw99's T5) would be adapted with its dropout off,
         # unlike the seed (and transformers' Trainer), which trains in train mode.
         self.model.train()
+        if self.method is not None:
+            self.method.on_train_start(self.model, int(self.trainer.estimated_stepping_batches))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # After the batch's optimiser step, if it took one (not while accumulating); Lightning
+        # zeroes the gradients only inside the next step, so they are still there.
+        if self.method is not None and self.trainer.global_step != self._hooked_step:
+            self._hooked_step = self.trainer.global_step
+            self.method.after_optimizer_step(self.model, self.trainer.global_step - 1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self.model(
@@ -153,18 +168,34 @@ class SummarizationModule(L.LightningModule):
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
         outputs = self.eval_outputs.setdefault(split, EvalOutputs([], []))
         if "labels" in batch:
-            loss = self.model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                labels=batch["labels"],
-            ).loss
-            tokens = int((batch["labels"] != LABEL_PAD).sum())  # what the model's mean is over
-            outputs.loss_sum += float(loss) * tokens
-            outputs.loss_tokens += tokens
+            outputs.loss_sum += self._summed_token_loss(batch)
+            outputs.loss_tokens += int((batch["labels"] != LABEL_PAD).sum())
         predictions, generated = self.generate_batch(batch)
         outputs.indices.extend(batch["index"].tolist())
         outputs.predictions.extend(predictions)
         outputs.generated_tokens += generated
+
+    def _summed_token_loss(self, batch: dict[str, torch.Tensor]) -> float:
+        """The summed cross-entropy of the label tokens under teacher forcing. Computed here, not
+        taken from the model's `loss`: a method may add its own terms to that (AdaLoRA adds an
+        orthogonality penalty), which would make `val/loss` and `loss` incomparable between
+        methods."""
+        labels = batch["labels"]
+        decoder_input_ids = generation_model(self.model).prepare_decoder_input_ids_from_labels(
+            labels
+        )
+        logits = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=decoder_input_ids,
+        ).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1).float(),
+            labels.flatten(),
+            ignore_index=LABEL_PAD,
+            reduction="sum",
+        )
+        return float(loss)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)

@@ -109,6 +109,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         scheduler=instantiate(cfg.scheduler),
         generation=instantiate(cfg.generation),
         run_identity=run_identity,
+        method=method,
     )
     trained = method.trains
     if not trained:
