@@ -11,12 +11,14 @@ subclasses defined in kosum's own `methods` package only (a run folder may come 
 
 from __future__ import annotations
 
+import copy
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+import torch
 from torch import nn
 
 from kosum.errors import InputError
@@ -60,6 +62,15 @@ class Method(ABC):
         called by `kosum.training.config_checks` before any data or model is loaded. A method
         that cannot adapt a given base model raises `InputError` from `apply`, before training."""
         return None
+
+    def count_trainable(self, skeleton: nn.Module) -> int:
+        """The trainable parameters this method would give `skeleton`, a base model on the
+        meta device (left unchanged): for matching parameter budgets."""
+        from kosum.methods.factory import parameter_counts
+
+        with torch.device("meta"):
+            adapted = self.apply(copy.deepcopy(skeleton))
+        return int(parameter_counts(adapted)["trainable_params"])
 
     def on_train_start(self, model: nn.Module, total_steps: int) -> None:
         """Called once the run knows how many optimiser steps it will take (AdaLoRA's

@@ -6,6 +6,8 @@ below come from the config's PEFT type, so a new PEFT config class needs no code
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 import peft
@@ -55,6 +57,17 @@ class PeftMethod(Method):
             if hasattr(self.config, knob):
                 return knob
         return None
+
+    def count_trainable(self, skeleton: nn.Module) -> int:
+        # Initialisations that read weights or files (PiSSA's SVD, prompt tuning from a text)
+        # cannot run on the meta device and do not change the count.
+        neutral = {
+            name: value
+            for name, value in (("init_lora_weights", True), ("prompt_tuning_init", "RANDOM"))
+            if hasattr(self.config, name)
+        }
+        counted = PeftMethod(dataclasses.replace(copy.deepcopy(self.config), **neutral))
+        return Method.count_trainable(counted, skeleton)
 
     def on_train_start(self, model: nn.Module, total_steps: int) -> None:
         if self.config.peft_type != peft.PeftType.ADALORA:

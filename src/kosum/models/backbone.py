@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     PreTrainedModel,
@@ -100,6 +101,24 @@ def load_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> PreTraine
         )
     except OSError as error:
         raise OSError(_not_found_message("model", spec.name_or_path)) from error
+
+
+def model_skeleton(spec: ModelSpec) -> PreTrainedModel:
+    """The base model's architecture on the meta device (shapes, no weights, nothing loaded but
+    a pretrained model's config.json), for counting parameters before any data is read. A
+    random-init model's vocabulary is taken as `tokenizer_vocab_size` (its trained tokenizer
+    may come out smaller): only methods that train embeddings would notice."""
+    if spec.is_random_init:
+        config = T5Config(vocab_size=spec.tokenizer_vocab_size, **dict(spec.init_config or {}))
+    else:
+        try:
+            config = AutoConfig.from_pretrained(
+                spec.name_or_path, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+            )
+        except OSError as error:
+            raise OSError(_not_found_message("model config", spec.name_or_path)) from error
+    with torch.device("meta"):
+        return AutoModelForSeq2SeqLM.from_config(config)
 
 
 def _not_found_message(what: str, source: str | None) -> str:

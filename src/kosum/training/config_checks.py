@@ -24,6 +24,7 @@ from kosum.errors import ConfigError, InputError
 from kosum.methods.base import Method
 from kosum.methods.factory import as_method
 from kosum.metrics.rouge import ROUGE_KEYS
+from kosum.training.budget import check_budget
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def check_config(cfg: DictConfig) -> None:
             f"merge=true with {method.name} (peft): only LoRA and IA3 weights can be "
             "merged into the base model; set merge=false for this method"
         )
+    check_budget(cfg, method.size_knob, method.name)
     if cfg.get("resume", False) not in (False, "auto"):
         raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
     _check_optimized_metric(cfg)

@@ -30,6 +30,7 @@ from kosum.models.trained import (
     MERGED_MODEL_DIR,
     RUN_CONFIG,
 )
+from kosum.training.budget import fit_trainable_budget
 from kosum.training.config_checks import build_trainer, check_config
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
@@ -52,6 +53,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     peak_memory = PeakMemory()  # this run's own peak: a multirun's jobs share the process
     check_config(cfg)
+    budget = fit_trainable_budget(cfg)  # sets the method's size knob; None without a budget
     run_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     run_identity = identity(resolved)
@@ -74,6 +76,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             "seed": cfg.seed,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "git_commit": commit,
+            "trainable_budget": budget and budget.record(),
             "config": resolved,
             "composition": composed,
         },
@@ -160,6 +163,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "metrics": metrics,
         **counts,
+        "trainable_budget": budget and budget.record(),
         "wall_time_s": wall_clock.elapsed_s(),
         "peak_memory_mb": peak_memory_mb,
         "peak_memory_kind": peak_memory_kind,

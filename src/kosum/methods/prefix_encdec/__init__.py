@@ -6,7 +6,7 @@ self-attention only). docs/methods.md has what it changes, its parameter counts 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -70,6 +70,10 @@ class PrefixEncDecConfig(Method):
                 "peft.init=text with peft.prefix_projection=true: real-token activations "
                 "initialise the prefix itself, not the MLP that produces it; choose one"
             )
+
+    def count_trainable(self, skeleton: nn.Module) -> int:
+        # A text initialisation runs the base model on the run's tokenizer; it adds nothing.
+        return Method.count_trainable(replace(self, init="random"), skeleton)
 
     def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
         model = PrefixEncDecModel(base_model, self, base_revision)
