@@ -100,3 +100,10 @@ def test_a_budget_multirun_records_the_budget_and_the_count(run_cli, tmp_path: P
         ("prefix_encdec", 20000),
         ("prefix_encdec", 100000),
     }
+
+
+def test_the_pareto_front_keeps_what_no_cheaper_configuration_beats():
+    from kosum.report.plots import pareto_front
+
+    points = [(100, 0.30), (200, 0.25), (200, 0.35), (50, 0.20), (400, 0.34), (800, 0.40)]
+    assert pareto_front(points) == [(50, 0.20), (100, 0.30), (200, 0.35), (800, 0.40)]

@@ -100,6 +100,9 @@ def make_run(tmp_path: Path) -> MakeRun:
                 "total_params": 100_000,
                 "trainable_fraction": trainable / 100_000,
                 "wall_time_s": 10.0 + seed,
+                "time_per_step_s": 0.05 * seed,
+                "tokens_per_s": 1000.0 * seed,
+                "peak_memory_mb": 400.0 + seed,
                 "config": config,
             },
         )
@@ -312,6 +315,16 @@ def test_batch_size_and_lengths_are_compared_not_split_into_comparisons(
     ]
 
 
+def test_merge_neither_splits_nor_labels_configurations(make_run: MakeRun, tmp_path: Path):
+    """merge=true also exports merged weights; what is measured is the same adapter."""
+    make_run("plain", "lora", 1)
+    make_run("merged", "lora", 2, overrides=["merge=true"])
+    make_run("ia3", "ia3", 1, overrides=["merge=false"])
+    [comparison] = compare(load_runs([tmp_path / "sweep"]))
+    assert sorted(config.label for config in comparison.configs) == ["ia3", "lora"]
+    assert [len(config.runs) for config in comparison.configs if config.method == "lora"] == [2]
+
+
 def test_runs_linked_into_a_sweep_folder_are_found_once(lora_vs_prefix: Path, tmp_path):
     """A folder of links to runs kept elsewhere (and a link looping back) is followed, each
     real run once."""
@@ -376,6 +389,8 @@ def test_report_files(lora_vs_prefix: Path, tmp_path: Path) -> None:
     files = build_report([lora_vs_prefix], tmp_path / "report", n_resamples=200)
     markdown = files.markdown.read_text(encoding="utf-8")
     assert "| lora | 1, 2, 3 | 42.00 ± 2.00 [" in markdown
+    # cost columns: time per training step (ms), training tokens per second, peak memory
+    assert "| 100 ± 50 ms | 2,000 ± 1,000 | 402 ± 1 MiB |" in markdown
     assert "| prefix | 1, 2, 3 | 31.00 ± 1.00 [" in markdown
     assert "**Best configuration** (highest mean test ROUGE-L): **lora**" in markdown
     assert "### Paired significance against lora" in markdown
@@ -389,6 +404,7 @@ def test_report_files(lora_vs_prefix: Path, tmp_path: Path) -> None:
     assert len(rows) == 7
     assert {row["status"] for row in rows} == {"completed", "failed"}
     assert {"method", "seed", "peft.r", "data.categories", "optim.lr", "rougeL"} <= set(rows[0])
+    assert {"time_per_step_s", "tokens_per_s", "peak_memory_mb"} <= set(rows[0])
 
     names = {path.name for path in files.figures}
     assert names == {"rougeL_vs_params.png", "per_category.png", "val_rougeL_curves.png"}

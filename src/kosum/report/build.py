@@ -2,7 +2,8 @@
 
 Writes into OUT: results.csv (one row per run), the figures (PNG), report.md and report.html:
 per comparison a table of configurations (mean ± std over seeds and 95% t-interval of ROUGE-1/
-2/L, validation ROUGE-L, trainable parameters, wall time), the best configuration, paired
+2/L, validation ROUGE-L, trainable parameters, wall time, time per training step, training
+tokens per second, peak memory), the best configuration, paired
 significance against the reference method and per-category ROUGE-L; then failed runs with
 their errors. Reads only local files (see kosum.report.collect).
 """
@@ -94,6 +95,14 @@ def _time_cell(summary: Summary) -> str:
     return f"{summary.mean / scale:.1f}{spread} {unit}"
 
 
+def _number_cell(summary: Summary, scale: float, unit: str) -> str:
+    """Mean over seeds (× `scale`), with its std when there are several."""
+    if not summary.n:
+        return "—"
+    spread = "" if math.isnan(summary.std) else f" ± {scale * summary.std:,.0f}"
+    return f"{scale * summary.mean:,.0f}{spread} {unit}".rstrip()
+
+
 def _configs_table(comparison: Comparison) -> Table:
     rows = [
         [
@@ -105,6 +114,9 @@ def _configs_table(comparison: Comparison) -> Table:
             ),
             _params_cell(config),
             _time_cell(config.cost("wall_time_s")),
+            _number_cell(config.cost("time_per_step_s"), 1000, "ms"),
+            _number_cell(config.cost("tokens_per_s"), 1, ""),
+            _number_cell(config.cost("peak_memory_mb"), 1, "MiB"),
         ]
         for config in comparison.configs
     ]
@@ -118,6 +130,9 @@ def _configs_table(comparison: Comparison) -> Table:
             "val ROUGE-L",
             "trainable params",
             "wall time",
+            "time / step",
+            "tokens / s",
+            "peak memory",
         ],
         rows,
     )

@@ -59,6 +59,9 @@ COST_KEYS: tuple[str, ...] = (
     "total_params",
     "trainable_fraction",
     "wall_time_s",
+    "time_per_step_s",
+    "tokens_per_s",
+    "peak_memory_mb",
 )
 # Hydra groups whose chosen option is a setting (`peft` is the run's method).
 CHOICE_GROUPS: tuple[str, ...] = (
@@ -88,6 +91,7 @@ UNMEASURED_LEAVES = frozenset(
 # logged, launched, searched or resumed: a resumed run ends as the uninterrupted one,
 # tests/test_resume.py); seed and method are a run's own fields.
 IGNORED_OVERRIDES: tuple[str, ...] = (
+    "merge",  # also exports the merged model; the adapter measured is the same
     "paths",
     "hydra",
     "logger",

@@ -31,8 +31,10 @@ def _method_colors(comparisons: Sequence[Comparison]) -> dict[str, str]:
     return {method: f"C{index % 10}" for index, method in enumerate(methods)}
 
 
-def _error(std: float) -> float:
-    return 0.0 if math.isnan(std) else 100 * std
+def _error(spread: float) -> float:
+    """An error bar (a std or one side of an interval) ×100; none where it is undefined (one
+    seed gives no spread)."""
+    return 0.0 if math.isnan(spread) else 100 * spread
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -48,7 +50,10 @@ def _qualified(comparisons: Sequence[Comparison], comparison: Comparison, label:
 
 
 def rouge_vs_params(comparisons: Sequence[Comparison], path: Path) -> Path | None:
-    """Mean test ROUGE-L against trainable parameters (log x), one colour per method."""
+    """Mean test ROUGE-L against trainable parameters (log x), one colour per method, with the
+    95% t-interval over seeds as error bars and the Pareto front (no other configuration has
+    as few parameters or fewer and a higher mean) as a line: the methods' trade-off when
+    configurations differ in budget (`trainable_budget`, `peft.r`, ...)."""
     points = [
         (comparison, config)
         for comparison in comparisons
@@ -67,7 +72,7 @@ def rouge_vs_params(comparisons: Sequence[Comparison], path: Path) -> Path | Non
         axes.errorbar(
             params,
             100 * rouge.mean,
-            yerr=_error(rouge.std),
+            yerr=[[_error(rouge.mean - rouge.ci_low)], [_error(rouge.ci_high - rouge.mean)]],
             fmt="o",
             capsize=3,
             color=colors[config.method],
@@ -81,13 +86,38 @@ def rouge_vs_params(comparisons: Sequence[Comparison], path: Path) -> Path | Non
             xytext=(5, 5),
             fontsize=7,
         )
+    front = pareto_front(
+        [
+            (config.cost("trainable_params").mean, config.metric("rougeL").mean)
+            for _, config in points
+        ]
+    )
+    if len(front) > 1:
+        axes.plot(
+            [params for params, _ in front],
+            [100 * rouge for _, rouge in front],
+            color="0.4",
+            linestyle="--",
+            linewidth=1,
+            label="Pareto front",
+        )
     axes.set_xscale("log")
     axes.set_xlabel("trainable parameters")
     axes.set_ylabel("test ROUGE-L (×100)")
-    axes.set_title("ROUGE-L vs trainable parameters (mean ± std over seeds)")
+    axes.set_title("ROUGE-L vs trainable parameters (mean, 95% CI over seeds)")
     axes.legend(title="method")
     axes.grid(True, alpha=0.3)
     return _save(figure, path)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, score) points no other point beats: none has a cost as low or lower and a
+    higher score. Sorted by cost."""
+    front: list[tuple[float, float]] = []
+    for cost, score in sorted(points, key=lambda point: (point[0], -point[1])):
+        if not front or score > front[-1][1]:
+            front.append((cost, score))
+    return front
 
 
 def rouge_vs_rank(comparisons: Sequence[Comparison], path: Path) -> Path | None:

@@ -41,6 +41,24 @@ class SchedulerSettings:
 
 
 @dataclass
+class TrainingSpeed:
+    """Training steps timed from one step's start to the next's (a span that crosses a
+    validation or an epoch's end is not counted), and the real tokens they trained on."""
+
+    steps: int = 0
+    seconds: float = 0.0
+    tokens: int = 0
+
+    def record(self) -> dict[str, float | None]:
+        """results.json's `time_per_step_s` and `tokens_per_s` (None before two steps)."""
+        timed = self.steps and self.seconds > 0
+        return {
+            "time_per_step_s": self.seconds / self.steps if timed else None,
+            "tokens_per_s": self.tokens / self.seconds if timed else None,
+        }
+
+
+@dataclass
 class EvalOutputs:
     """What one evaluation pass generated, in dataset order."""
 
@@ -83,6 +101,7 @@ class SummarizationModule(L.LightningModule):
         self.eval_outputs: dict[str, EvalOutputs] = {}
         self.last_eval_metrics: dict[str, dict[str, Any]] = {}
         self._step_started: float | None = None
+        self.training_speed = TrainingSpeed()
         self._warned: set[str] = set()  # splits already warned about empty predictions
         self._hooked_step = 0  # the optimiser steps the method's hook has been called after
 
@@ -111,7 +130,11 @@ class SummarizationModule(L.LightningModule):
         real_tokens = int(batch["attention_mask"].sum() + (batch["labels"] != LABEL_PAD).sum())
         now = time.perf_counter()
         if self._step_started is not None:
-            self.log("train/tokens_per_s", real_tokens / max(now - self._step_started, 1e-9))
+            seconds = now - self._step_started
+            self.log("train/tokens_per_s", real_tokens / max(seconds, 1e-9))
+            self.training_speed.steps += 1
+            self.training_speed.seconds += seconds
+            self.training_speed.tokens += real_tokens
         self._step_started = now
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])

@@ -165,6 +165,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         **counts,
         "trainable_budget": budget and budget.record(),
         "wall_time_s": wall_clock.elapsed_s(),
+        **module.training_speed.record(),
         "peak_memory_mb": peak_memory_mb,
         "peak_memory_kind": peak_memory_kind,
         "data": datamodule.data_summary,
