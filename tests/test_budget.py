@@ -25,7 +25,22 @@ def test_nearest_size_takes_the_closest_count():
     assert nearest_size(lambda r: r * r, 10**6) == 1000
 
 
-@pytest.mark.parametrize("method", ["lora", "prefix", "prefix_encdec", "prompt", "lora_all_linear"])
+SIZED = [
+    "lora",
+    "lora_all_linear",
+    "lora_ffn",
+    "dora",
+    "rslora",
+    "adalora",
+    "vera",
+    "loha",
+    "prefix",
+    "prefix_encdec",
+    "prompt",
+]
+
+
+@pytest.mark.parametrize("method", SIZED)
 @pytest.mark.parametrize("budget", ["2e4", "1e5"])
 def test_every_sized_method_lands_within_20_percent_of_the_budget(
     compose_train, tmp_path: Path, method: str, budget: str
@@ -50,6 +65,8 @@ def test_every_sized_method_lands_within_20_percent_of_the_budget(
     [
         (["peft=ia3", "trainable_budget=1e4"], r"ia3 \(peft\): this method has no size knob"),
         (["peft=full", "trainable_budget=1e4"], "full .* no size knob"),
+        (["peft=oft", "trainable_budget=1e4"], "oft .* no size knob"),
+        (["peft=lokr", "trainable_budget=1e4"], "lokr .* no size knob"),
         (["trainable_budget=-3"], "trainable_budget=-3: a positive number"),
         (["trainable_budget=lots"], "trainable_budget='lots': a positive number"),
     ],

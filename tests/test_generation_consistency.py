@@ -21,12 +21,17 @@ from pathlib import Path
 import pytest
 import torch
 from peft import (
+    AdaLoraConfig,
     IA3Config,
+    LoHaConfig,
+    LoKrConfig,
     LoraConfig,
+    OFTConfig,
     PeftConfig,
     PrefixTuningConfig,
     PromptTuningConfig,
     TaskType,
+    VeraConfig,
     get_peft_model,
 )
 from transformers import T5Config, T5ForConditionalGeneration
@@ -63,6 +68,32 @@ ENCDEC_METHODS["prefix_encdec_projection"] = PrefixEncDecConfig(
     num_virtual_tokens=NUM_VIRTUAL_TOKENS, prefix_projection=True, encoder_hidden_size=32
 )
 
+# Weight-adapter methods of conf/peft/ beyond LoRA and IA3, with their YAMLs' settings.
+_SEQ2SEQ = TaskType.SEQ_2_SEQ_LM
+ADAPTER_METHODS: dict[str, PeftConfig] = {
+    "dora": LoraConfig(
+        task_type=_SEQ2SEQ, r=8, lora_alpha=32, target_modules=["q", "v"], use_dora=True
+    ),
+    "rslora": LoraConfig(
+        task_type=_SEQ2SEQ, r=8, lora_alpha=32, target_modules=["q", "v"], use_rslora=True
+    ),
+    "lora_ffn": LoraConfig(
+        task_type=_SEQ2SEQ, r=8, lora_alpha=32, target_modules=["wi", "wi_0", "wi_1", "wo"]
+    ),
+    "vera": VeraConfig(task_type=_SEQ2SEQ, r=256, target_modules=["q", "v"]),
+    "loha": LoHaConfig(task_type=_SEQ2SEQ, r=8, alpha=8, target_modules=["q", "v"]),
+    "lokr": LoKrConfig(task_type=_SEQ2SEQ, r=8, alpha=8, target_modules=["q", "v"]),
+    "oft": OFTConfig(task_type=_SEQ2SEQ, oft_block_size=32, target_modules=["q", "v"]),
+    "adalora": AdaLoraConfig(
+        task_type=_SEQ2SEQ,
+        init_r=12,
+        target_r=8,
+        lora_alpha=32,
+        target_modules=["q", "v"],
+        total_step=1,
+    ),
+}
+
 METHODS: dict[str, PeftConfig | PrefixEncDecConfig | None] = {
     "base": None,
     "lora": LoraConfig(
@@ -82,13 +113,14 @@ METHODS: dict[str, PeftConfig | PrefixEncDecConfig | None] = {
     ),
     "ia3": IA3Config(task_type=TaskType.SEQ_2_SEQ_LM),
     **ENCDEC_METHODS,
+    **ADAPTER_METHODS,
 }
 # PEFT's prefix tuning, which needs `enable_prefix_generation`.
 PREFIX_METHODS = ["prefix", "prefix_projection"]
 # Every prefix method: the prefix must change generation and survive save/reload.
 ALL_PREFIX_METHODS = [*PREFIX_METHODS, *ENCDEC_METHODS]
 # kosum's T5 path (kosum.inference.t5_fast) covers these; prompt learning keeps the stock path.
-FAST_PATH_METHODS = ["base", "lora", "ia3"]
+FAST_PATH_METHODS = ["base", "lora", "ia3", *ADAPTER_METHODS]
 
 
 def _build_base() -> T5ForConditionalGeneration:
@@ -248,6 +280,17 @@ def test_prefix_changes_generation(method: str) -> None:
     with model.disable_adapter():
         disabled = _generate(model, output_logits=True)
     assert not torch.equal(adapted.sequences, disabled.sequences)
+    assert (adapted.logits[0] - disabled.logits[0]).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", *ADAPTER_METHODS])
+def test_weight_adapter_changes_generation(method: str) -> None:
+    """The agreement above is not vacuous: each weight adapter, moved off its initialisation,
+    changes the logits (OFT's rotations, VeRA's scalings, AdaLoRA's E included)."""
+    model = _build(method)
+    adapted = _generate(model, output_logits=True)
+    with model.disable_adapter():
+        disabled = _generate(model, output_logits=True)
     assert (adapted.logits[0] - disabled.logits[0]).abs().max() > 1e-2
 
 

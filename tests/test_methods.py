@@ -29,6 +29,19 @@ from tiny_models import tiny_t5
 
 METHODS = sorted(p.stem for p in (Path(config_dir()) / "peft").glob("*.yaml"))
 VOCAB = 64
+# Methods whose every trainable parameter receives a gradient within a few steps (VeRA's
+# projections and AdaLoRA's `ranknum` are buffers or frozen, so not counted).
+EVERY_PARAMETER_TRAINS = {
+    *("lora", "ia3", "prompt", "prefix_encdec"),
+    *("dora", "rslora", "lora_ffn", "vera", "loha", "lokr", "oft", "adalora"),
+}
+# Methods PEFT cannot reload as the round trip below uses them, with the measured reason.
+ROUND_TRIP_XFAIL = {
+    "adalora": "peft 0.21.2: a reloaded AdaLoRA adapter raises AttributeError "
+    "('trainable_adapter_name') on forward(labels=...): AdaLoraModel.forward adds its "
+    "orthogonality penalty to any loss, and only a trainable adapter has that name. Without "
+    "labels it reloads exactly (test_peft_catalogue.py)",
+}
 
 
 def _method_spec(name: str, tmp_path: Path, **overrides: str):
@@ -65,6 +78,14 @@ def test_every_method_config_is_covered():
         "ia3",
         "full",
         "none",
+        "dora",
+        "rslora",
+        "vera",
+        "loha",
+        "lokr",
+        "oft",
+        "lora_ffn",
+        "adalora",
     } <= set(METHODS)
 
 
@@ -107,14 +128,23 @@ def test_method_trains_and_reports_parameters(name: str, tmp_path: Path):
             reached[n] |= p.grad is not None and p.grad != 0
         optimizer.step()
     assert losses[-1] < 0.9 * losses[0], losses
-    if name in ("lora", "ia3", "prompt", "prefix_encdec"):
+    if name in EVERY_PARAMETER_TRAINS:
         # every counted parameter trains (PEFT's seq2seq prompt tuning would count a decoder
         # half no forward uses; prefix tuning's unused slots are in
         # docs/methods-prefix-generation.md)
         assert sum(int(r.sum()) for r in reached.values()) == counts["trainable_params"]
 
 
-@pytest.mark.parametrize("name", [m for m in METHODS if m not in ("full", "none")])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(m, marks=pytest.mark.xfail(reason=ROUND_TRIP_XFAIL[m], strict=True))
+        if m in ROUND_TRIP_XFAIL
+        else m
+        for m in METHODS
+        if m not in ("full", "none")
+    ],
+)
 def test_adapter_save_reload_round_trip(name: str, tmp_path: Path):
     model = apply_method(_tiny_t5(), _method_spec(name, tmp_path))
     with torch.no_grad():  # move every adapter weight away from its (often neutral) init

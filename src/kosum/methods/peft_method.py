@@ -20,6 +20,21 @@ from kosum.methods.prefix_generation import enable_prefix_generation
 # Methods whose trained weights are a delta on the base weights, so they can be folded in
 # (`merge_and_unload`).
 MERGEABLE_TYPES = (peft.PeftType.LORA, peft.PeftType.IA3)
+# The setting that sizes each PEFT method's trainable part (`trainable_budget` sets it). Not
+# sized: OFT (its block width must divide every adapted layer's width), LoKr (its Kronecker
+# factors' shapes cap the rank: on the smoke model every r above 8 trains the same 1,536
+# parameters) and IA3 (no size at all).
+SIZE_KNOBS = {
+    peft.PeftType.LORA: "r",
+    peft.PeftType.ADALORA: "init_r",  # what trains; it prunes down towards target_r
+    peft.PeftType.VERA: "r",
+    peft.PeftType.LOHA: "r",
+    peft.PeftType.PREFIX_TUNING: "num_virtual_tokens",
+    peft.PeftType.PROMPT_TUNING: "num_virtual_tokens",
+}
+# LoRA initialisations that draw random numbers from the base weights (randomised SVD) or
+# rewrite them in ways PEFT's reload does not redo exactly.
+IRREPRODUCIBLE_INITS = ("pissa_niter_", "corda", "eva", "loftq")
 
 
 class PeftMethod(Method):
@@ -53,10 +68,17 @@ class PeftMethod(Method):
 
     @property
     def size_knob(self) -> str | None:  # type: ignore[override]
-        for knob in ("r", "num_virtual_tokens"):
-            if hasattr(self.config, knob):
-                return knob
-        return None
+        return SIZE_KNOBS.get(self.config.peft_type)
+
+    def check(self) -> None:
+        init = getattr(self.config, "init_lora_weights", True)
+        if isinstance(init, str) and init.lower().startswith(IRREPRODUCIBLE_INITS):
+            raise ConfigError(
+                f"peft.init_lora_weights={init}: this initialisation rewrites the base weights "
+                "in a way a reload does not reproduce (PEFT redoes it on the fresh base, and "
+                "a randomised SVD comes out different), so kosum-eval/kosum-predict would not "
+                "get the trained model back; use pissa or olora (reloaded exactly), or true"
+            )
 
     def count_trainable(self, skeleton: nn.Module) -> int:
         # Initialisations that read weights or files (PiSSA's SVD, prompt tuning from a text)
