@@ -243,10 +243,10 @@ def test_generate_parameters_that_are_not_config_fields_pass_the_checks():
             ["peft=prefix", "gradient_checkpointing=true"],
             r"gradient_checkpointing=true with prefix_tuning \(peft\)",
         ),
-        (["peft=prefix", "merge=true"], "only LoRA and IA3"),
+        (["peft=prefix", "merge=true"], r"only weights that are a delta .*\(lora, ia3, adalora"),
         (
             ["peft=prefix_encdec", "merge=true"],
-            r"prefix_encdec \(peft\): only LoRA",
+            r"prefix_encdec \(peft\): only weights that are a delta",
         ),
         (["peft=prefix_encdec", "peft.where=[]"], r"peft.where=\[\]: give a non-empty list"),
         (["peft=prefix_encdec", "peft.where=[encoder,ffn]"], r"\['ffn'\] unknown"),

@@ -11,6 +11,7 @@ test_generation_consistency.py (generate() = teacher forcing, kosum's fast path)
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -24,7 +25,7 @@ from safetensors.torch import load_file
 
 from kosum.config import config_dir
 from kosum.methods.factory import as_method, load_adapter
-from kosum.methods.peft_method import PeftMethod
+from kosum.methods.peft_method import MERGEABLE_TYPES, PeftMethod
 from kosum.training.config_checks import ConfigError, check_config
 from tiny_models import tiny_t5
 
@@ -212,3 +213,23 @@ def test_base_rewriting_lora_init_reloads_as_trained(init: str, tmp_path: Path):
     logits, ids = _logits_and_generations(reloaded)
     torch.testing.assert_close(logits, expected_logits)
     assert torch.equal(ids, expected_ids)
+
+
+@pytest.mark.parametrize("name", NEW_METHODS)
+def test_merging_gives_the_adapted_models_logits(name: str):
+    """merge=true (kosum-train's merged/, kosum-predict) folds these methods into the base."""
+    spec = instantiate(_compose(f"peft={name}").peft)
+    assert spec.peft_type in MERGEABLE_TYPES
+    model = as_method(spec).apply(tiny_t5(VOCAB)).eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+        batch = {"input_ids": _batch()["input_ids"], "decoder_input_ids": _batch()["labels"]}
+        adapted = model(**batch).logits
+        merged = copy.deepcopy(model).merge_and_unload()(**batch).logits
+        with model.disable_adapter():
+            base = model(**batch).logits
+    assert (adapted - base).abs().max() > 1e-3  # the adapter changes the model
+    torch.testing.assert_close(merged, adapted, atol=1e-4, rtol=0)

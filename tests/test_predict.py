@@ -437,9 +437,8 @@ def test_merge_gives_the_same_outputs_for_lora_and_is_refused_for_prefix(
     assert not torch.equal(model.state_dict()[query], base.state_dict()[query])
     with pytest.raises(InputError, match="no adapter to merge"):
         merged_model(base)
-    with pytest.raises(
-        InputError, match="LoRA and IA3 adapters only; this adapter is prefix_tuning"
-    ):
+    refused = "ia3, adalora, vera, loha, lokr, oft adapters only; this adapter is prefix_tuning"
+    with pytest.raises(InputError, match=refused):
         predict(
             f"run={prefix_run}", f"input={input_csv}", f"output={tmp_path / 'p.csv'}", "merge=true"
         )

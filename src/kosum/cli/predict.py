@@ -36,6 +36,7 @@ from kosum.inference.batched import GenerationResult, generate_summaries
 from kosum.inference.inputs import InputDocuments, read_inputs
 from kosum.io import atomic_open, write_json, write_jsonl
 from kosum.methods.factory import method_of_model
+from kosum.methods.peft_method import MERGEABLE
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.config_checks import ConfigError, check_generate_arguments
@@ -105,13 +106,14 @@ def _model_choice() -> str:
 
 
 def merged(model: torch.nn.Module) -> torch.nn.Module:
-    """The base model with the LoRA/IA3 weights folded in; refused for other methods."""
+    """The base model with the adapter's weights folded in (LoRA, IA3 and the other methods
+    whose weights are a delta on the base's); refused for other methods."""
     method = method_of_model(model)
     if not method.has_adapter:
         raise InputError("merge=true: this model has no adapter to merge (full or base model)")
     if not method.mergeable:
         raise InputError(
-            f"merge=true works for LoRA and IA3 adapters only; this adapter is {method.name}, "
+            f"merge=true works for {MERGEABLE} adapters only; this adapter is {method.name}, "
             "whose weights are not a delta on the base weights. Drop merge=true."
         )
     return model.merge_and_unload().eval()

@@ -17,9 +17,18 @@ from kosum.errors import ConfigError, InputError
 from kosum.methods.base import Method
 from kosum.methods.prefix_generation import enable_prefix_generation
 
-# Methods whose trained weights are a delta on the base weights, so they can be folded in
-# (`merge_and_unload`).
-MERGEABLE_TYPES = (peft.PeftType.LORA, peft.PeftType.IA3)
+# Methods whose trained weights are a delta on (or a factor of) the base weights, so they can be
+# folded in (`merge_and_unload`; tests/test_peft_catalogue.py checks each gives the same logits).
+MERGEABLE_TYPES = (
+    peft.PeftType.LORA,
+    peft.PeftType.IA3,
+    peft.PeftType.ADALORA,
+    peft.PeftType.VERA,
+    peft.PeftType.LOHA,
+    peft.PeftType.LOKR,
+    peft.PeftType.OFT,
+)
+MERGEABLE = ", ".join(str(t.value).lower() for t in MERGEABLE_TYPES)
 # The setting that sizes each PEFT method's trainable part (`trainable_budget` sets it). Not
 # sized: OFT (its block width must divide every adapted layer's width), LoKr (its Kronecker
 # factors' shapes cap the rank: on the smoke model every r above 8 trains the same 1,536

@@ -23,6 +23,7 @@ from transformers import GenerationConfig, GenerationMixin, SchedulerType, get_s
 from kosum.errors import ConfigError, InputError
 from kosum.methods.base import Method
 from kosum.methods.factory import as_method
+from kosum.methods.peft_method import MERGEABLE
 from kosum.metrics.rouge import ROUGE_KEYS
 from kosum.training.budget import check_budget
 
@@ -74,8 +75,8 @@ def check_config(cfg: DictConfig) -> None:
         )
     if cfg.get("merge", False) and not method.mergeable:
         raise ConfigError(
-            f"merge=true with {method.name} (peft): only LoRA and IA3 weights can be "
-            "merged into the base model; set merge=false for this method"
+            f"merge=true with {method.name} (peft): only weights that are a delta on the base "
+            f"weights ({MERGEABLE}) can be merged into it; set merge=false for this method"
         )
     check_budget(cfg, method.size_knob, method.name)
     if cfg.get("resume", False) not in (False, "auto"):
