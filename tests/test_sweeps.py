@@ -120,7 +120,7 @@ def test_lora_optuna_studies_are_per_model_and_data() -> None:
 def test_lora_vs_prefix_is_a_multirun_over_methods_and_seeds(overrides, model, data) -> None:
     cfg = _compose("experiment=lora_vs_prefix", *overrides)
     assert cfg.hydra.mode == RunMode.MULTIRUN
-    assert dict(cfg.hydra.sweeper.params) == {"peft": "lora,prefix", "seed": "1,2,3"}
+    assert dict(cfg.hydra.sweeper.params) == {"peft": "lora,prefix,prefix_encdec", "seed": "1,2,3"}
     assert (cfg.hydra.runtime.choices.model, cfg.hydra.runtime.choices.data) == (model, data)
 
 
