@@ -65,6 +65,7 @@ def test_every_sized_method_lands_within_20_percent_of_the_budget(
     [
         (["peft=ia3", "trainable_budget=1e4"], r"ia3 \(peft\): this method has no size knob"),
         (["peft=full", "trainable_budget=1e4"], "full .* no size knob"),
+        (["peft=none", "trainable_budget=oops"], "trainable_budget='oops': a positive number"),
         (["peft=oft", "trainable_budget=1e4"], "oft .* no size knob"),
         (["peft=lokr", "trainable_budget=1e4"], "lokr .* no size knob"),
         (["trainable_budget=-3"], "trainable_budget=-3: a positive number"),
@@ -77,6 +78,12 @@ def test_budgets_that_cannot_apply_stop_before_training(
     cfg = compose_train(tmp_path, "experiment=smoke", *overrides)
     with pytest.raises(ConfigError, match=message):
         check_config(cfg)
+
+
+def test_zero_shot_ignores_a_sweeps_budget(compose_train, tmp_path: Path):
+    cfg = compose_train(tmp_path, "experiment=smoke", "peft=none", "trainable_budget=1e4")
+    check_config(cfg)
+    assert fit_trainable_budget(cfg) is None
 
 
 def test_a_budget_out_of_reach_is_one_line(compose_train, tmp_path: Path):

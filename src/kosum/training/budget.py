@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from kosum.errors import ConfigError
+from kosum.methods.base import Method
 from kosum.methods.factory import as_method
 from kosum.models.backbone import model_skeleton
 
@@ -42,16 +43,17 @@ class FittedBudget:
         return {**asdict(self), "relative_error": self.relative_error}
 
 
-def check_budget(cfg: DictConfig, size_knob: str | None, method_name: str) -> None:
-    """Refuse a budget that is not a positive number or a method without a size knob."""
+def check_budget(cfg: DictConfig, method: Method) -> None:
+    """Refuse a budget that is not a positive number, or a method that trains but has no size
+    knob. Zero-shot trains nothing: a sweep's budget does not concern it."""
     budget = cfg.get("trainable_budget")
     if budget is None:
         return
     if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 1:
         raise ConfigError(f"trainable_budget={budget!r}: a positive number of parameters, or null")
-    if size_knob is None:
+    if method.trains and method.size_knob is None:
         raise ConfigError(
-            f"trainable_budget={budget:g} with {method_name} (peft): this method has no size "
+            f"trainable_budget={budget:g} with {method.name} (peft): this method has no size "
             "knob to match a budget with (LoRA's r, a prefix's num_virtual_tokens); drop "
             "trainable_budget for it"
         )
@@ -59,12 +61,14 @@ def check_budget(cfg: DictConfig, size_knob: str | None, method_name: str) -> No
 
 def fit_trainable_budget(cfg: DictConfig) -> FittedBudget | None:
     """Set `cfg.peft.<size knob>` to meet `cfg.trainable_budget` (checked by `check_budget`);
-    None without a budget."""
+    None without a budget or for a method that trains nothing."""
     if cfg.get("trainable_budget") is None:
         return None
     budget = round(float(cfg.trainable_budget))
     settings = OmegaConf.to_container(cfg.peft, resolve=True)
     method = as_method(instantiate(OmegaConf.create(settings)))
+    if not method.trains:
+        return None
     knob = method.size_knob
     skeleton = model_skeleton(instantiate(cfg.model))
 

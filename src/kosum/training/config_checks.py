@@ -78,7 +78,7 @@ def check_config(cfg: DictConfig) -> None:
             f"merge=true with {method.name} (peft): only weights that are a delta on the base "
             f"weights ({MERGEABLE}) can be merged into it; set merge=false for this method"
         )
-    check_budget(cfg, method.size_knob, method.name)
+    check_budget(cfg, method)
     if cfg.get("resume", False) not in (False, "auto"):
         raise ConfigError(f"resume={cfg.resume!r}: use resume=auto or ckpt_path=<checkpoint>")
     _check_optimized_metric(cfg)
