@@ -124,6 +124,31 @@ def test_lora_vs_prefix_is_a_multirun_over_methods_and_seeds(overrides, model, d
     assert (cfg.hydra.runtime.choices.model, cfg.hydra.runtime.choices.data) == (model, data)
 
 
+EXPERIMENTS = sorted(path.stem for path in (Path(config_dir()) / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_passes_the_config_checks(
+    compose_train, tmp_path: Path, experiment: str
+) -> None:
+    from kosum.training.config_checks import check_config
+
+    check_config(compose_train(tmp_path, f"experiment={experiment}"))
+
+
+def test_the_prefix_study_sweeps_five_methods_at_two_budgets_over_three_seeds() -> None:
+    cfg = _compose("experiment=prefix_study")
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    params = {key: value.split(",") for key, value in cfg.hydra.sweeper.params.items()}
+    assert params == {
+        "peft": ["lora", "lora_ffn", "prefix", "prefix_encdec", "prefix_encdec_encoder"],
+        "trainable_budget": ["1e4", "4e4"],
+        "seed": ["1", "2", "3"],
+    }
+    # the demo's stage-2 task, which the study doc's numbers come from
+    assert (cfg.data.summary_field, cfg.data.test_fraction) == ("summary1", 0.4)
+
+
 def test_wandb_sweep_runs_the_train_entry_point_as_single_runs() -> None:
     sweep = yaml.safe_load((REPO_ROOT / "scripts" / "wandb_sweep.yaml").read_text(encoding="utf-8"))
     command = sweep["command"]

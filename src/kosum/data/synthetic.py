@@ -316,10 +316,24 @@ _SPECS: dict[str, _Spec] = {
                 "전세 사기",
                 "노인 빈곤",
             ),
+            "actor": ("정부", "국회", "지자체", "교육 당국", "금융 당국", "보건 당국"),
+            "remedy": (
+                "세제 지원",
+                "규제 정비",
+                "예산 확충",
+                "전담 기구 신설",
+                "법 개정",
+                "현장 점검 강화",
+            ),
         },
         title="[사설] {issue}, 더는 미룰 수 없다",
-        lead=("{issue} 문제가 갈수록 심각해지고 있지만 정부의 대책은 여전히 제자리걸음이다.",),
-        summary="정부는 {issue} 문제에 대해 실효성 있는 대책을 서둘러 내놓아야 한다.",
+        # The summary restates three slots of the lead (an editorial's one-slot summary was
+        # learnt by every method to ROUGE 100 from a handful of examples).
+        lead=(
+            "{issue} 문제가 갈수록 심각해지고 있지만 {actor}의 대책은 여전히 제자리걸음이어서 "
+            "{remedy}의 필요성이 커지고 있다.",
+        ),
+        summary="{actor:은} {issue} 문제를 풀기 위해 {remedy:을} 서둘러야 한다.",
         body=(
             "최근 발표된 통계에 따르면 관련 지표는 1년 새 {pct}% 악화됐다.",
             "그동안 정부가 내놓은 대책은 단기 처방에 그쳤다는 비판을 받아 왔다.",
