@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({base['trainable_params']:,} parameters)"
     )
     print((out / "report" / "report.md").read_text(encoding="utf-8").split("\n## ")[1])
-    print(f"\nDemo on SYNTHETIC data finished in {time.perf_counter() - started:.0f} s.")
+    corpus = "the REAL AI-Hub news samples (stage 2)" if args.real else "SYNTHETIC data"
+    print(f"\nDemo on {corpus} finished in {time.perf_counter() - started:.0f} s.")
     print(f"Report: {out / 'report' / 'report.md'} (plots beside it); runs: {out / 'adapt'}")
     return 0
 
