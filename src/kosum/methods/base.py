@@ -88,7 +88,8 @@ class Method(ABC):
         the base was loaded at) is saved with the adapter, so a reload fetches the same base."""
 
     def save(self, model: nn.Module, folder: Path) -> None:
-        """Write the trained weights (safetensors) and their config into `folder`."""
+        """Write the trained weights (safetensors) and their config into `folder`: PEFT's and
+        kosum's adapters and transformers' models all `save_pretrained` as safetensors."""
         model.save_pretrained(folder)
 
     @classmethod

@@ -125,9 +125,6 @@ class PeftMethod(Method):
             raise InputError(f"peft ({type(self.config).__name__}): {error}") from error
         return enable_prefix_generation(adapted)
 
-    def save(self, model: nn.Module, folder: Path) -> None:
-        model.save_pretrained(folder)  # safetensors, PEFT's default
-
 
 def load_peft_adapter(folder: Path, base_model: nn.Module) -> nn.Module:
     """A PEFT adapter saved in `folder`, on `base_model`, with generation fixed for prefixes."""

@@ -91,9 +91,6 @@ class PrefixEncDecConfig(Method):
             raise InputError(f"peft.init_text={self.init_text!r} has no tokens")
         return (ids * -(-self.num_virtual_tokens // len(ids)))[: self.num_virtual_tokens]
 
-    def save(self, model: nn.Module, folder: Path) -> None:
-        model.save_pretrained(folder)
-
     @classmethod
     def load(cls, record: dict, folder: Path, base_model: nn.Module) -> PrefixEncDecModel:
         """The model saved in `folder` (its `kosum_adapter.json` is `record`) on `base_model`."""
