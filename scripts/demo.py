@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     base_dir = out / "base"
-    print("== stage 1: train a tiny base summarizer on 6 synthetic categories (full fine-tuning)")
+    print("== stage 1: train a tiny base summarizer on 10 synthetic categories (full fine-tuning)")
     _run("kosum.cli.train", "experiment=demo_base", f"hydra.run.dir={base_dir}", env=env)
 
     print("\n== stage 2: adapt it to one-sentence summaries of fresh documents, new prompt")

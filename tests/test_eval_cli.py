@@ -117,6 +117,26 @@ def test_a_trained_run_without_its_weights_is_not_taken_for_its_base(tmp_path: P
         load_trained(run_dir)
 
 
+def test_a_run_folder_without_a_method_is_no_trained_model(tmp_path: Path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    OmegaConf.save({"model": {"name_or_path": "x"}}, run_dir / RUN_CONFIG)
+    with pytest.raises(FileNotFoundError, match="holds no trained model"):
+        load_trained(run_dir)
+
+
+def test_each_config_group_builds_only_its_own_classes(tmp_path: Path):
+    """A run folder's data node may not build a method's class (or the reverse)."""
+    run_dir = _run_folder_with(
+        tmp_path,
+        prompt={"template": "{text}"},
+        data={"source": {"_target_": "peft.LoraConfig"}},
+    )
+    cfg = OmegaConf.create({"run": str(run_dir), "prompt": None, "generation": None})
+    with pytest.raises(InputError, match=r"'peft\.LoraConfig' is not one of kosum's conf/data/"):
+        evaluation_config(OmegaConf.create({**cfg, "data": None}))
+
+
 def test_a_random_init_zero_shot_run_without_its_base_is_not_rebuilt(tmp_path: Path):
     """A new random model is not the one the run evaluated."""
     run_dir = tmp_path / "run"

@@ -164,6 +164,38 @@ def test_adalora_reloads_after_reallocation(tmp_path: Path):
     assert torch.equal(ids, expected_ids)
 
 
+def test_adalora_saves_the_restored_best_weights_ranks(tmp_path: Path):
+    """kosum saves the best checkpoint's weights, restored after later steps reallocated the
+    ranks again: the saved ranks must be the restored weights' (PEFT cuts to the rank pattern of
+    the last reallocation), or the adapter is not the model that was evaluated."""
+    spec = instantiate(_compose("peft=adalora", "peft.total_step=20").peft)
+    model = as_method(spec).apply(tiny_t5(VOCAB))
+    best: dict[str, torch.Tensor] = {}
+
+    def allocate_and_keep_step_6(step: int) -> None:
+        model.base_model.update_and_allocate(step)
+        if step == 6:
+            best.update({k: v.clone() for k, v in model.state_dict().items() if "lora_" in k})
+
+    _train(model, 12, after_step=allocate_and_keep_step_6)
+    model.load_state_dict(best, strict=False)  # what restoring the best checkpoint does
+    as_method(spec).save(model, tmp_path)
+    reloaded = load_adapter(tmp_path, tiny_t5(VOCAB)).eval()
+    expected_logits, expected_ids = _logits_and_generations(model)
+    logits, ids = _logits_and_generations(reloaded)
+    torch.testing.assert_close(logits, expected_logits)
+    assert torch.equal(ids, expected_ids)
+
+
+def test_a_budget_below_adaloras_target_rank_is_one_line(compose_train, tmp_path: Path):
+    from kosum.training.budget import fit_trainable_budget
+
+    cfg = compose_train(tmp_path, "experiment=smoke", "peft=adalora", "trainable_budget=5e3")
+    check_config(cfg)
+    with pytest.raises(ConfigError, match=r"peft.init_r=3 below peft.target_r=8"):
+        fit_trainable_budget(cfg)
+
+
 @pytest.mark.xfail(
     reason="peft 0.21.2: a reloaded AdaLoRA adapter (inference mode) has no "
     "`trainable_adapter_name`, and AdaLoraModel.forward adds its orthogonality penalty to any "

@@ -237,6 +237,22 @@ def test_fast_cpu_dropout_keeps_the_prefix():
     torch.testing.assert_close(_logits(model), expected, atol=1e-12, rtol=0)
 
 
+def test_fast_cpu_dropout_trains_through_the_prefix(monkeypatch: pytest.MonkeyPatch):
+    """In training, kosum's CPU dropout attention (its own math path) gets the prefixed keys,
+    mask and bias: with every dropout mask at its expectation the output is the eval output."""
+    import kosum.training.fast_dropout as fast_dropout
+
+    method = PrefixEncDecConfig(num_virtual_tokens=TOKENS)
+    model = apply_method(_base(dropout_rate=0.1), method).double()
+    expected = _logits(model.eval())
+    enable_fast_cpu_dropout(model)
+    monkeypatch.setattr(
+        fast_dropout, "keep_mask", lambda shape, keep, dtype: torch.full(shape, keep, dtype=dtype)
+    )
+    model.train()
+    torch.testing.assert_close(_logits(model), expected, atol=1e-10, rtol=0)
+
+
 def test_bf16_weights_and_autocast_run():
     model = _prefixed(ALL_PLACES).float()
     expected = _logits(model.double()).float()
@@ -276,7 +292,7 @@ def test_save_reload_generates_the_same(tmp_path: Path):
 
 def test_reloading_onto_another_shape_says_so(tmp_path: Path):
     _prefixed(ALL_PLACES).save_pretrained(tmp_path)
-    with pytest.raises(InputError, match=r"encoder\.prefix has shape"):
+    with pytest.raises(InputError, match=r"holds \{.*'encoder\.prefix': \(2, 2, 4, 3, 8\).* need"):
         load_adapter(tmp_path, _base(num_heads=2, d_kv=16))
 
 
@@ -297,12 +313,24 @@ def test_text_initialisation_takes_the_base_models_keys_and_values(tmp_path: Pat
     ids = method._init_token_ids()
     assert len(ids) == 5
     attention = base.encoder.block[0].layer[0]
-    with torch.no_grad():
+    cross = base.decoder.block[1].layer[1].EncDecAttention
+
+    def heads(states: torch.Tensor) -> torch.Tensor:
+        return states.view(1, 5, 4, 8).transpose(1, 2)[0]
+
+    with torch.no_grad(), model.disable_adapter():
         states = attention.layer_norm(base.shared(torch.tensor([ids])))
-        keys = attention.SelfAttention.k(states).view(1, 5, 4, 8).transpose(1, 2)[0]
-    torch.testing.assert_close(model.prefixes["encoder"].prefix[0, 0], keys)
-    for place in ALL_PLACES:
-        assert all(getattr(m, SLOT).recorded is not None for m in attention_modules(base, place))
+        encoded = base.get_encoder()(input_ids=torch.tensor([ids])).last_hidden_state
+    # encoder layer 0's keys and values of the tokens; cross-attention's of the encoder output
+    torch.testing.assert_close(
+        model.prefixes["encoder"].prefix[0, 0], heads(attention.SelfAttention.k(states))
+    )
+    torch.testing.assert_close(
+        model.prefixes["encoder"].prefix[0, 1], heads(attention.SelfAttention.v(states))
+    )
+    torch.testing.assert_close(model.prefixes["cross"].prefix[1, 0], heads(cross.k(encoded)))
+    for place in ALL_PLACES:  # nothing recorded stays behind on the modules
+        assert all(getattr(m, SLOT).recorded is None for m in attention_modules(base, place))
 
 
 # -- settings that cannot work ------------------------------------------------------------------

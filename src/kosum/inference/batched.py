@@ -5,7 +5,7 @@ sorts them by length (longest first, so a batch pads little and an out-of-memory
 at once), generates batch by batch under `torch.inference_mode` (bf16 autocast on a CUDA device
 that supports it; fp32 elsewhere) and returns the summaries in input order.
 
-On T5 models (plain, LoRA or IA3: methods whose `Method.fast_t5_generation` is true) generation
+On T5 models (plain, or adapted by a method whose `Method.fast_t5_generation` is true) generation
 runs inside `kosum.inference.t5_fast`'s `fast_t5_generation`: position biases are cached, each
 input's cross-attention keys/values are projected once and shared by its beams, and the
 cross-attention cache is never reordered between beams. Other models get only the last of these

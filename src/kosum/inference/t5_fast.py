@@ -23,11 +23,11 @@ profiles and the numbers):
 3. The cross-attention cache is never reordered between beams (`CrossAttentionKeepingCache`):
    the beams of an input share one copy.
 
-Everything applies to `T5ForConditionalGeneration` (bare or with a LoRA/IA3 adapter) inside
-`fast_t5_generation(model)` and is undone when the last such block exits; other models, and
-methods that change the attention inputs (`Method.fast_t5_generation` false: PEFT's prefix and
-prompt tuning, kosum's `prefix_encdec`, whose own attention function this path would replace),
-keep transformers' own path.
+Everything applies to `T5ForConditionalGeneration`, bare or with a weight adapter (LoRA, IA3,
+...), inside `fast_t5_generation(model)` and is undone when the last such block exits. Other
+models, and methods that change the attention inputs (`Method.fast_t5_generation` false: PEFT's
+prefix and prompt tuning, kosum's `prefix_encdec`, whose own attention function this path would
+replace), keep transformers' own path.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def fast_t5_model(model: torch.nn.Module) -> T5ForConditionalGeneration | None:
 
 @contextmanager
 def fast_t5_generation(model: torch.nn.Module) -> Iterator[bool]:
-    """Within the block, `model` (if a plain or LoRA/IA3 T5) uses `kosum_sdpa` attention and
+    """Within the block, `model` (a T5, plain or weight-adapted) uses `kosum_sdpa` attention and
     cached position biases; yields whether it does. Blocks on one model may overlap (nested, or
     in threads): the model is changed when the first enters and restored when the last exits."""
     t5 = fast_t5_model(model)
@@ -275,7 +275,7 @@ def shared_cross_attention_cache(
     """
     t5 = fast_t5_model(model)
     if t5 is None:
-        raise ValueError("shared_cross_attention_cache needs a T5 model (plain, LoRA or IA3)")
+        raise ValueError("shared_cross_attention_cache needs a T5 model, plain or weight-adapted")
     decoder_config = t5.config.get_text_config(decoder=True)
     cross = DynamicCache(config=decoder_config)
     batch, length, _ = encoder_hidden_states.shape

@@ -103,7 +103,11 @@ def registered_method(name: str, where: str) -> type[Method]:
     """The kosum method class whose `adapter_name` is `name` (a saved adapter's record);
     `where` names the file for the error."""
     _import_method_modules()
-    found = {cls.adapter_name: cls for cls in _subclasses(Method) if cls.adapter_name}
+    found = {
+        cls.adapter_name: cls
+        for cls in _subclasses(Method)
+        if cls.adapter_name and cls.__module__.startswith("kosum.methods.")
+    }
     if name not in found:
         raise InputError(f"{where}: method {name!r} is not one of kosum's methods {sorted(found)}")
     return found[name]

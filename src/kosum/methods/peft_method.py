@@ -80,6 +80,14 @@ class PeftMethod(Method):
         return SIZE_KNOBS.get(self.config.peft_type)
 
     def check(self) -> None:
+        if self.config.peft_type == peft.PeftType.ADALORA and not (
+            self.config.target_r <= self.config.init_r
+        ):
+            raise ConfigError(
+                f"peft.init_r={self.config.init_r} below peft.target_r={self.config.target_r}: "
+                "AdaLoRA prunes its ranks from init_r down to target_r; raise init_r (or the "
+                "trainable_budget that sets it) or lower target_r"
+            )
         init = getattr(self.config, "init_lora_weights", True)
         if isinstance(init, str) and init.lower().startswith(IRREPRODUCIBLE_INITS):
             raise ConfigError(
@@ -99,6 +107,11 @@ class PeftMethod(Method):
         }
         counted = PeftMethod(dataclasses.replace(copy.deepcopy(self.config), **neutral))
         return Method.count_trainable(counted, skeleton)
+
+    def save(self, model: nn.Module, folder: Path) -> None:
+        if self.config.peft_type == peft.PeftType.ADALORA:
+            _match_rank_pattern_to_weights(model)
+        model.save_pretrained(folder)
 
     def on_train_start(self, model: nn.Module, total_steps: int) -> None:
         if self.config.peft_type != peft.PeftType.ADALORA:
@@ -124,6 +137,22 @@ class PeftMethod(Method):
         except ValueError as error:  # PEFT's checks of the config against the model
             raise InputError(f"peft ({type(self.config).__name__}): {error}") from error
         return enable_prefix_generation(adapted)
+
+
+def _match_rank_pattern_to_weights(model: nn.Module) -> None:
+    """AdaLoRA saves each layer's singular values cut to `rank_pattern`, the pattern of its
+    last reallocation; after the best checkpoint's weights are restored that pattern may be a
+    later step's. AdaLoRA prunes by setting values to exactly zero, so the weights themselves
+    say which are kept."""
+    adapter = model.active_adapter
+    config = model.peft_config[adapter]
+    if config.rank_pattern is None:  # no reallocation yet: every rank is saved
+        return
+    config.rank_pattern = {
+        name: (parameter != 0).view(-1).tolist()
+        for name, parameter in model.base_model.model.named_parameters()
+        if f"lora_E.{adapter}" in name
+    }
 
 
 def load_peft_adapter(folder: Path, base_model: nn.Module) -> nn.Module:

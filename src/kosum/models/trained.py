@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 import yaml
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -26,7 +26,6 @@ from kosum.methods.base import Method
 from kosum.methods.factory import (
     FullFineTuning,
     adapter_base,
-    as_method,
     is_adapter_folder,
     load_adapter,
 )
@@ -103,12 +102,12 @@ def kosum_node(config: DictConfig, key: str, where: str) -> Any:
     """`config[key]` (a run folder's config) as plain data, if it can only build what kosum's own
     configs build. A run folder may come from someone else: building objects from its config
     must not call arbitrary code (a `torch.load` of a pickle beside it, say). So every
-    `_target_` must be one that `conf/data`, `conf/generation`, `conf/model` or `conf/peft` uses
-    (a prefix check is not enough: `kosum.config.os.system` resolves to `os.system`), and no
-    value may hold an interpolation (`resolved_config.yaml` is written resolved; `${...}` could
+    `_target_` must be one that kosum's own configs of that group (`conf/<key>/`) use (a prefix
+    check is not enough: `kosum.config.os.system` resolves to `os.system`), and no value may
+    hold an interpolation (`resolved_config.yaml` is written resolved; `${...}` could
     reach other nodes or `oc.decode` a target in). The result is detached from the run's config."""
     plain = OmegaConf.to_container(config, resolve=False).get(key)  # read, never resolved
-    allowed = _config_targets()
+    allowed = _config_targets(key)
     for path, name, value in _items({key: plain}, ""):
         if isinstance(value, str) and "${" in value:
             raise InputError(
@@ -117,8 +116,8 @@ def kosum_node(config: DictConfig, key: str, where: str) -> Any:
             )
         if name == "_target_" and value not in allowed:
             raise InputError(
-                f"{where}: {path} = {value!r} is not one of kosum's data, decoding, model or "
-                "method classes; a run folder's config is not trusted to build anything else"
+                f"{where}: {path} = {value!r} is not one of kosum's conf/{key}/ classes; a run "
+                "folder's config is not trusted to build anything else"
             )
     return plain
 
@@ -134,14 +133,23 @@ def _items(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
 
 
 @functools.cache
-def _config_targets() -> frozenset[str]:
-    """The `_target_`s of kosum's data, decoding, model and method configs."""
+def _config_targets(group: str) -> frozenset[str]:
+    """The `_target_`s of kosum's own configs of one group (`conf/<group>/*.yaml`)."""
     targets = set()
-    for group in ("data", "generation", "model", "peft"):
-        for path in (Path(config_dir()) / group).glob("*.yaml"):
-            content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            targets |= {v for _, k, v in _items(content, "") if k == "_target_"}
+    for path in (Path(config_dir()) / group).glob("*.yaml"):
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        targets |= {v for _, k, v in _items(content, "") if k == "_target_"}
     return frozenset(targets)
+
+
+def _trains(config: DictConfig) -> bool:
+    """Whether a run folder's method trains, from its `peft._target_` class alone (nothing is
+    built); a target that is not one of kosum's method configs counts as training."""
+    target = OmegaConf.select(config, "peft._target_")
+    if target not in _config_targets("peft"):
+        return True
+    method = get_class(target)
+    return not issubclass(method, Method) or method.trains
 
 
 def _zero_shot_base(
@@ -154,7 +162,7 @@ def _zero_shot_base(
     if not config_file.is_file():
         return None
     config = OmegaConf.load(config_file)
-    if as_method(instantiate(kosum_node(config, "peft", str(config_file)))).trains:
+    if _trains(config):
         return None
     saved_base = run_dir / BASE_MODEL_DIR
     if (saved_base / "config.json").exists():

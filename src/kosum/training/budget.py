@@ -79,6 +79,7 @@ def fit_trainable_budget(cfg: DictConfig) -> FittedBudget | None:
 
     value = nearest_size(count, budget)
     fitted = FittedBudget(budget, f"peft.{knob}", value, count(value))
+    as_method(instantiate(OmegaConf.create({**settings, knob: value}))).check()
     if fitted.relative_error > TOLERANCE:
         extreme = {1: " (the smallest)", LARGEST_SIZE: " (the largest tried)"}.get(value, "")
         raise ConfigError(

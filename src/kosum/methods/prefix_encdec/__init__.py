@@ -10,11 +10,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
+from safetensors import safe_open
 from torch import nn
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, T5ForConditionalGeneration
 
 from kosum.errors import ConfigError, InputError
-from kosum.methods.base import Method
+from kosum.methods.base import ADAPTER_WEIGHTS, KOSUM_ADAPTER_CONFIG, Method
 from kosum.methods.prefix_encdec.model import PLACES, PrefixEncDecModel
 
 INITS = ("random", "text")
@@ -100,6 +101,17 @@ class PrefixEncDecConfig(Method):
             method.check()
         except (TypeError, ConfigError) as error:
             raise InputError(f"{folder}: unusable prefix_encdec settings: {error}") from None
+        if not isinstance(base_model, T5ForConditionalGeneration):
+            raise InputError(f"{folder}: a prefix_encdec adapter needs a T5 base model")
+        # Checked before anything of those sizes is allocated (the record may come from anyone).
+        with safe_open(str(folder / ADAPTER_WEIGHTS), framework="pt") as saved:
+            shapes = {name: tuple(saved.get_slice(name).get_shape()) for name in saved.keys()}  # noqa: SIM118
+        expected = PrefixEncDecModel.expected_shapes(base_model, method)
+        if shapes != expected:
+            raise InputError(
+                f"{folder / ADAPTER_WEIGHTS}: holds {shapes}, the base model and "
+                f"{KOSUM_ADAPTER_CONFIG} need {expected}"
+            )
         model = PrefixEncDecModel(base_model, method, record.get("revision"))
         model.load_prefixes(folder)
         return model

@@ -78,8 +78,8 @@ class PrefixTable(nn.Module):
         """All layers' prefixes, `(layers, 2, heads, tokens, d_kv)`."""
         if self.prefix is not None:
             return self.prefix
-        key = (
-            tuple(p._version for p in self.parameters()),
+        key = (  # `.to()` swaps a parameter's data without a new version: dtype and device too
+            tuple((p._version, p.dtype, p.device) for p in self.parameters()),
             torch.is_grad_enabled(),
             torch.is_inference_mode_enabled(),
         )
@@ -92,6 +92,10 @@ class PrefixTable(nn.Module):
     def forget(self) -> None:
         """Drop the cached projection (a new training forward pass builds a new graph)."""
         self._cache = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy recomputes the projection (a non-leaf tensor of a graph cannot be deep-copied).
+        return {**super().__getstate__(), "_cache": None}
 
     def folded(self) -> torch.Tensor:
         """The prefix as plain tensors, detached (what an adapter saves)."""
@@ -218,6 +222,8 @@ class PrefixEncDecModel(nn.Module):
         for place, table in self.prefixes.items():
             layers = [getattr(m, SLOT).recorded for m in attention_modules(self.base_model, place)]
             table.prefix.copy_(torch.stack([torch.stack(kv) for kv in layers]))
+        for slot in slots:
+            slot.recorded = None
 
     # -- saving and loading --------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:
@@ -236,21 +242,26 @@ class PrefixEncDecModel(nn.Module):
         tensors = {f"{place}.prefix": table.folded() for place, table in self.prefixes.items()}
         save_file(tensors, str(folder / ADAPTER_WEIGHTS))
 
-    def load_prefixes(self, folder: Path) -> None:
-        """Load folded prefixes saved by `save_pretrained` into this (plain) model."""
-        tensors = load_file(str(folder / ADAPTER_WEIGHTS))
-        expected = {f"{place}.prefix" for place in self.prefixes}
-        if set(tensors) != expected:
-            raise InputError(
-                f"{folder / ADAPTER_WEIGHTS}: holds {sorted(tensors)}, expected {sorted(expected)}"
+    @staticmethod
+    def expected_shapes(base_model: nn.Module, config: PrefixEncDecConfig) -> dict[str, tuple]:
+        """`<place>.prefix` → the shape `config` gives it on `base_model` (a T5)."""
+        t5 = base_model.config
+        return {
+            f"{place}.prefix": (
+                len(attention_modules(base_model, place)),
+                2,
+                t5.num_heads,
+                config.num_virtual_tokens,
+                t5.d_kv,
             )
+            for place in config.where
+        }
+
+    def load_prefixes(self, folder: Path) -> None:
+        """Load the folded prefixes `save_pretrained` wrote (their shapes checked by the
+        caller, `PrefixEncDecConfig.load`) into this plain model."""
+        tensors = load_file(str(folder / ADAPTER_WEIGHTS))
         with torch.no_grad():
             for place, table in self.prefixes.items():
-                saved = tensors[f"{place}.prefix"]
-                if saved.shape != table.prefix.shape:
-                    raise InputError(
-                        f"{folder / ADAPTER_WEIGHTS}: {place}.prefix has shape "
-                        f"{tuple(saved.shape)}, the base model needs {tuple(table.prefix.shape)}"
-                    )
                 # In the dtype it was saved in, so the reloaded model computes what was saved.
-                table.prefix.data = saved.to(table.prefix.device)
+                table.prefix.data = tensors[f"{place}.prefix"].to(table.prefix.device)
