@@ -66,7 +66,7 @@ def rouge_vs_params(comparisons: Sequence[Comparison], path: Path) -> Path | Non
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
     labelled: set[str] = set()
-    for comparison, config in points:
+    for _, config in points:
         rouge = config.metric("rougeL")
         params = config.cost("trainable_params").mean
         axes.errorbar(
@@ -79,19 +79,23 @@ def rouge_vs_params(comparisons: Sequence[Comparison], path: Path) -> Path | Non
             label=None if config.method in labelled else config.method,
         )
         labelled.add(config.method)
-        axes.annotate(
-            _qualified(comparisons, comparison, config.label),
-            (params, 100 * rouge.mean),
-            textcoords="offset points",
-            xytext=(5, 5),
-            fontsize=7,
-        )
     front = pareto_front(
         [
             (config.cost("trainable_params").mean, config.metric("rougeL").mean)
             for _, config in points
         ]
     )
+    for comparison, config in points:  # the front's configurations are named; the table has all
+        point = (config.cost("trainable_params").mean, config.metric("rougeL").mean)
+        if point in front:
+            axes.annotate(
+                _qualified(comparisons, comparison, config.label),
+                (point[0], 100 * point[1]),
+                textcoords="offset points",
+                xytext=(-6, 6),
+                ha="right",
+                fontsize=7,
+            )
     if len(front) > 1:
         axes.plot(
             [params for params, _ in front],
