@@ -42,6 +42,7 @@ from kosum.inference.batched import fast_generation, generate_ids
 from kosum.methods.factory import apply_method, load_adapter
 from kosum.methods.prefix_encdec import PrefixEncDecConfig
 from kosum.methods.prefix_generation import enable_prefix_generation
+from tiny_models import loss_and_gradients
 
 NUM_VIRTUAL_TOKENS = 8
 MAX_NEW_TOKENS = 8
@@ -338,12 +339,9 @@ def test_training_forward_unchanged() -> None:
     labels = torch.tensor([[30, 31, 1], [32, 1, -100], [33, 34, 1]])
 
     def loss_and_grads(model: torch.nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        model.train()
-        model.zero_grad()
-        loss = model(input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK, labels=labels).loss
-        loss.backward()
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        return loss.detach(), [p.grad.clone() for p in trainable]
+        return loss_and_gradients(
+            model, input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK, labels=labels
+        )
 
     plain = get_peft_model(_build_base(), copy.deepcopy(METHODS["prefix"]))
     enabled = enable_prefix_generation(copy.deepcopy(plain))

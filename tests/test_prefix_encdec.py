@@ -21,7 +21,7 @@ from kosum.methods.prefix_encdec import PrefixEncDecConfig
 from kosum.methods.prefix_encdec.attention import SLOT
 from kosum.methods.prefix_encdec.model import attention_modules
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
-from tiny_models import tiny_t5
+from tiny_models import loss_and_gradients, tiny_t5
 
 VOCAB = 64
 TOKENS = 3
@@ -205,12 +205,10 @@ def test_training_only_an_encoder_prefix_learns_a_task_the_base_gets_wrong():
 
 
 def _loss_and_gradients(model: nn.Module) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    model.train()
-    model.zero_grad()
     labels = DECODER_INPUT_IDS[:, 1:].contiguous()
-    loss = model(input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK, labels=labels).loss
-    loss.backward()
-    return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+    return loss_and_gradients(
+        model, input_ids=INPUT_IDS, attention_mask=ATTENTION_MASK, labels=labels
+    )
 
 
 @pytest.mark.parametrize("projection", [False, True], ids=["plain", "mlp"])

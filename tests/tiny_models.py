@@ -25,3 +25,14 @@ def tiny_t5(vocab_size: int, seed: int = 0, **overrides: Any) -> T5ForConditiona
     }
     settings.update(overrides)
     return T5ForConditionalGeneration(T5Config(vocab_size=vocab_size, **settings))
+
+
+def loss_and_gradients(
+    model: torch.nn.Module, **batch: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The training-mode loss on `batch` and the gradients it gives the trainable parameters."""
+    model.train()
+    model.zero_grad()
+    loss = model(**batch).loss
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]

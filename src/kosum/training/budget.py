@@ -72,14 +72,16 @@ def fit_trainable_budget(cfg: DictConfig) -> FittedBudget | None:
     knob = method.size_knob
     skeleton = model_skeleton(instantiate(cfg.model))
 
+    def sized(value: int) -> Method:
+        return as_method(instantiate(OmegaConf.create({**settings, knob: value})))
+
     @functools.cache
     def count(value: int) -> int:
-        sized = as_method(instantiate(OmegaConf.create({**settings, knob: value})))
-        return sized.count_trainable(skeleton)
+        return sized(value).count_trainable(skeleton)
 
     value = nearest_size(count, budget)
     fitted = FittedBudget(budget, f"peft.{knob}", value, count(value))
-    as_method(instantiate(OmegaConf.create({**settings, knob: value}))).check()
+    sized(value).check()
     if fitted.relative_error > TOLERANCE:
         extreme = {1: " (the smallest)", LARGEST_SIZE: " (the largest tried)"}.get(value, "")
         raise ConfigError(

@@ -57,11 +57,10 @@ class PrefixTable(nn.Module):
     until a parameter changes, so a forward pass (and its gradient-checkpointing recomputation)
     runs the MLP once."""
 
-    def __init__(
-        self, layers: int, heads: int, d_kv: int, d_model: int, tokens: int, hidden: int | None
-    ) -> None:
+    def __init__(self, shape: tuple[int, ...], d_model: int, hidden: int | None) -> None:
         super().__init__()
-        self.shape = (layers, 2, heads, tokens, d_kv)
+        self.shape = shape  # (layers, 2, heads, tokens, d_kv)
+        layers, _, heads, tokens, d_kv = shape
         self.disabled = False
         self._cache: tuple[tuple, torch.Tensor] | None = None
         if hidden is None:
@@ -139,20 +138,14 @@ class PrefixEncDecModel(nn.Module):
         self.kosum_method = config
         self.base_revision = base_revision  # saved with the adapter: a reload gets this base
         base_model.requires_grad_(False)
-        t5 = base_model.config
+        d_model = base_model.config.d_model
+        hidden = (config.encoder_hidden_size or d_model) if config.prefix_projection else None
+        shapes = self.expected_shapes(base_model, config)
         self.prefixes = nn.ModuleDict()
         for place in config.where:
-            modules = attention_modules(base_model, place)
-            table = PrefixTable(
-                len(modules),
-                t5.num_heads,
-                t5.d_kv,
-                t5.d_model,
-                config.num_virtual_tokens,
-                (config.encoder_hidden_size or t5.d_model) if config.prefix_projection else None,
-            )
+            table = PrefixTable(shapes[f"{place}.prefix"], d_model, hidden)
             self.prefixes[place] = table
-            for layer, module in enumerate(modules):
+            for layer, module in enumerate(attention_modules(base_model, place)):
                 setattr(module, SLOT, LayerPrefix(table, layer))
         self.set_attn_implementation(base_model.config._attn_implementation)
 
