@@ -175,11 +175,12 @@ def bench_preset(
             ).summaries
         )
 
-    candidates: list[tuple[str, Callable[[], list[str]]]] = [
-        (f"batched {size}", batched(size)) for size in batch_sizes
-    ]
-    # Ablations at one batch size: each speed-up turned off in turn.
+    # Ablations at one batch size: each speed-up turned off in turn, compared with all of them on
+    # at that size (measured too when --batch-sizes does not list it).
     size = ablation_batch_size
+    candidates: list[tuple[str, Callable[[], list[str]]]] = [
+        (f"batched {each}", batched(each)) for each in dict.fromkeys([*batch_sizes, size])
+    ]
     candidates.append((f"batched {size}, no T5 fast path", batched(size, fast_t5=False)))
     if beams > 1:
         candidates.append(

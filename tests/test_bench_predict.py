@@ -59,6 +59,28 @@ def test_bench_predict_runs_every_candidate(tmp_path: Path):
     assert stock_top_k["same_as_batched_2"] == 4
 
 
+def test_bench_predict_measures_the_ablation_size_when_not_listed(tmp_path: Path):
+    output = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            *("--texts", "2", "--presets", "greedy", "--batch-sizes", "2"),
+            *("--ablation-batch-size", "1", "--threads", "1", "--repeats", "1"),
+            *("--json", str(output)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    report = json.loads(output.read_text(encoding="utf-8"))
+    labels = [row["candidate"] for row in report["presets"][0]["candidates"]]
+    assert labels[:2] == ["batched 2", "batched 1"]
+    assert "batched 1, unsorted" in labels
+
+
 def test_check_fast_generation_agrees_on_cpu(tmp_path: Path):
     """scripts/check_fast_generation.py, the GPU check of the fast path, run where CI can: on CPU
     the fast and stock paths give the same summaries for every model and decoding."""

@@ -76,6 +76,7 @@ def test_objective_is_the_configured_metric_or_mean() -> None:
         ((), "BasicLauncher", "BasicSweeper"),
         (("launcher=joblib",), "JoblibLauncher", "BasicSweeper"),
         (("launcher=slurm",), "SlurmLauncher", "BasicSweeper"),
+        (("launcher=submitit_local",), "LocalLauncher", "BasicSweeper"),
         (("hparams_search=smoke_optuna",), "BasicLauncher", "OptunaSweeper"),
         (("hparams_search=lora_optuna", "launcher=joblib"), "JoblibLauncher", "OptunaSweeper"),
     ],
@@ -85,6 +86,19 @@ def test_launchers_and_sweepers_compose(overrides, launcher: str, sweeper: str) 
     assert cfg.hydra.launcher._target_.endswith(launcher)
     assert cfg.hydra.sweeper._target_.endswith(sweeper)
     assert cfg.optimized_metric == "val_rougeL"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "nodes", "tasks"),
+    [(("trainer=gpu",), 1, 1), (("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"), 2, 4)],
+)
+def test_slurm_gives_one_task_per_gpu_as_lightning_expects(overrides, nodes: int, tasks: int):
+    launcher = _compose("launcher=slurm", *overrides).hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (
+        nodes,
+        tasks,
+        tasks,
+    )
 
 
 def test_smoke_optuna_searches_lr_and_rank_of_the_smoke_experiment() -> None:

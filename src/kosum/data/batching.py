@@ -84,6 +84,14 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Lightning calls `set_epoch` on `dataloader.sampler` and `dataloader.batch_sampler.sampler`,
     never on the batch sampler itself, so this class is its own `sampler`: without that every
     epoch would repeat epoch 0's order.
+
+    Distributed (`num_replicas` > 1, one sampler per rank): every rank computes the same global
+    list of batches and takes every `num_replicas`-th from `rank` on, so the ranks' shares are
+    disjoint and together the single-process epoch, batch for batch (an evaluated example sits
+    in the same batch, padded as in one process, so it is generated and scored identically).
+    When the batches do not divide evenly, the list is completed from its start, as
+    `DistributedSampler` does: every rank steps the same number of times (DDP's collectives
+    need it) and the repeated examples are dropped by index where predictions are gathered.
     """
 
     def __init__(
@@ -94,21 +102,28 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         window_batches: int = 50,
         group_by_length: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is not one of {num_replicas} replicas")
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.window = batch_size * window_batches
         self.group_by_length = group_by_length
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
         self._resume: tuple[int, int] | None = None
 
     def resume_at(self, epoch: int, batches_done: int) -> None:
-        """Skip the first `batches_done` batches of `epoch` (once): a resumed run continues
-        mid-epoch with exactly the batches the interrupted run had not trained on yet."""
+        """Skip the first `batches_done` batches of `epoch` (once; of this rank's share): a
+        resumed run continues mid-epoch with exactly the batches the interrupted run had not
+        trained on yet."""
         self._resume = (epoch, batches_done)
 
     @property
@@ -138,10 +153,17 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if self.shuffle and self.group_by_length:
             rng = np.random.default_rng([self.seed, self.epoch, 1])
             batches = [batches[i] for i in rng.permutation(len(batches))]
+        if self.num_replicas > 1 and batches:
+            padded = len(self) * self.num_replicas
+            batches = [batches[i % len(batches)] for i in range(padded)][
+                self.rank :: self.num_replicas
+            ]
         if self._resume is not None and self._resume[0] == self.epoch:
             batches = batches[self._resume[1] :]
             self._resume = None
         return iter(batches)
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        """This rank's batches per epoch."""
+        batches = (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        return -(-batches // self.num_replicas)

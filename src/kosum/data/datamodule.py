@@ -331,6 +331,8 @@ class SummarizationDataModule(L.LightningDataModule):
             shuffle=shuffle,
             seed=self.seed,
             group_by_length=self.group_by_length,
+            num_replicas=self._world_size(),
+            rank=self.trainer.global_rank if self.trainer is not None else 0,
         )
         if shuffle and self._resume_state:
             state, self._resume_state = self._resume_state, None
@@ -363,6 +365,8 @@ class SummarizationDataModule(L.LightningDataModule):
             reason = "was written with another batch order (kosum version)"
         elif state.get("train_examples", examples) != examples:
             reason = f"trained on {state['train_examples']} examples, this run has {examples}"
+        elif (world_size := state.get("world_size", 1)) != self._world_size():
+            reason = f"was written by {world_size} processes, this run has {self._world_size()}"
         else:
             sampler.resume_at(epoch, done)
             return
@@ -388,7 +392,12 @@ class SummarizationDataModule(L.LightningDataModule):
             "epoch_finished": int(progress.processed >= trainer.num_training_batches),
             "train_examples": len(self.splits["train"]),
             "batch_order": BATCH_ORDER_VERSION,
+            "world_size": trainer.world_size,
         }
+
+    def _world_size(self) -> int:
+        """The processes sharing each epoch (DDP); 1 outside a trainer."""
+        return self.trainer.world_size if self.trainer is not None else 1
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._resume_state = dict(state_dict) or None

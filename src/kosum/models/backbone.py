@@ -28,7 +28,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from kosum.errors import InputError
+from kosum.errors import ConfigError, InputError
 from kosum.models.tokenizer_training import cached_bpe_tokenizer
 
 
@@ -84,14 +84,19 @@ def load_tokenizer(
 def load_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
     """Build or load the base model; random-init models take their vocabulary from `tokenizer`."""
     if spec.is_random_init:
-        config = T5Config(
-            vocab_size=len(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            decoder_start_token_id=tokenizer.pad_token_id,
-            **dict(spec.init_config or {}),
-        )
-        return T5ForConditionalGeneration(config)
+        settings = {
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "decoder_start_token_id": tokenizer.pad_token_id,
+            **dict(spec.init_config or {}),  # a vocab_size here: a real model's (its shape)
+        }
+        if settings["vocab_size"] < len(tokenizer):
+            raise ConfigError(
+                f"model.init_config.vocab_size={settings['vocab_size']} is smaller than the "
+                f"run's tokenizer ({len(tokenizer)} tokens)"
+            )
+        return T5ForConditionalGeneration(T5Config(**settings))
     try:
         return AutoModelForSeq2SeqLM.from_pretrained(
             spec.name_or_path,
@@ -109,7 +114,7 @@ def model_skeleton(spec: ModelSpec) -> PreTrainedModel:
     random-init model's vocabulary is taken as `tokenizer_vocab_size` (its trained tokenizer
     may come out smaller): only methods that train embeddings would notice."""
     if spec.is_random_init:
-        config = T5Config(vocab_size=spec.tokenizer_vocab_size, **dict(spec.init_config or {}))
+        config = T5Config(**{"vocab_size": spec.tokenizer_vocab_size, **(spec.init_config or {})})
     else:
         try:
             config = AutoConfig.from_pretrained(

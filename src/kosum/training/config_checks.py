@@ -13,9 +13,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from transformers import GenerationConfig, GenerationMixin, SchedulerType, get_scheduler
@@ -258,3 +262,33 @@ def build_trainer(settings: DictConfig, **arguments: Any) -> L.Trainer:
         if not isinstance(cause, ValueError | MisconfigurationException):
             raise
         raise ConfigError(f"trainer: {cause}") from error
+
+
+def check_launch(trainer: L.Trainer, method: Method) -> None:
+    """Refuse what the built trainer cannot do with this method: FSDP for an adapter (it shards
+    what trains, and an adapter trains too little for that to pay; DDP trains it), and a
+    multi-process strategy whose processes Lightning would start by re-running the command line
+    (DDP on one machine) inside a Hydra multirun: each process would run the whole sweep
+    (Lightning's launcher passes `--multirun` on). Under SLURM or torchrun the processes exist
+    already and nothing is re-run."""
+    if isinstance(trainer.strategy, FSDPStrategy) and method.has_adapter:
+        raise ConfigError(
+            f"trainer=fsdp with peft={method.name}: FSDP is for full fine-tuning (peft=full); "
+            "train an adapter across GPUs with trainer=ddp"
+        )
+    launcher = trainer.strategy.launcher
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if (
+        isinstance(launcher, _SubprocessScriptLauncher)
+        and trainer.world_size > 1
+        and environment is not None
+        and not environment.creates_processes_externally
+        and HydraConfig.initialized()
+        and HydraConfig.get().mode == RunMode.MULTIRUN
+    ):
+        raise ConfigError(
+            f"trainer.strategy={type(trainer.strategy).__name__} with {trainer.world_size} "
+            "processes in a --multirun: Lightning starts them by re-running the command, which "
+            "would re-run the sweep; sweep DDP runs with launcher=slurm (tasks_per_node = GPUs "
+            "per node) or run them one at a time without --multirun"
+        )

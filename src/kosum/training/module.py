@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -27,6 +28,11 @@ from kosum.metrics import compute_rouge
 from kosum.training.run_identity import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
+# `_score` logs the same values on every rank (scored from the gathered split), so Lightning's
+# advice to sync epoch-level metrics across devices does not apply to them.
+warnings.filterwarnings(
+    "ignore", message=r"It is recommended to use `self\.log\('(val|test)/", category=UserWarning
+)
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -60,20 +66,45 @@ class TrainingSpeed:
 
 @dataclass
 class EvalOutputs:
-    """What one evaluation pass generated, in dataset order."""
+    """What one evaluation pass produced, per example, keyed by its dataset index: the summary
+    after post-processing, the tokens generated for it (special ones not counted, before
+    post-processing) and, with labels, its teacher-forced loss summed over its label tokens and
+    their count. Kept per example so that the split's mean loss does not depend on how it was
+    batched (a mean of batch means would weight a short last batch as a full one), and so that
+    the shares of a distributed evaluation merge into the single-process result, an example
+    that distributed padding repeated counted once."""
 
-    indices: list[int]
-    predictions: list[str]
-    # Generated tokens, special ones (start, end, padding) not counted, before post-processing.
-    generated_tokens: int = 0
-    # Teacher-forced loss summed over label tokens: the split's per-token mean does not depend
-    # on how it was batched (a mean of batch means would weight a short last batch as a full one).
-    loss_sum: float = 0.0
-    loss_tokens: int = 0
+    predictions: dict[int, str] = field(default_factory=dict)
+    generated_tokens: dict[int, int] = field(default_factory=dict)
+    losses: dict[int, tuple[float, int]] = field(default_factory=dict)
+
+    @classmethod
+    def merged(cls, shares: list[EvalOutputs]) -> EvalOutputs:
+        """One pass from the ranks' shares; an index seen twice keeps its first entry."""
+        merged = cls()
+        for share in shares:
+            for mine, theirs in (
+                (merged.predictions, share.predictions),
+                (merged.generated_tokens, share.generated_tokens),
+                (merged.losses, share.losses),
+            ):
+                for index, value in theirs.items():
+                    mine.setdefault(index, value)
+        return merged
 
     def sorted_by_index(self) -> tuple[list[int], list[str]]:
-        pairs = sorted(zip(self.indices, self.predictions, strict=True))
-        return [i for i, _ in pairs], [p for _, p in pairs]
+        indices = sorted(self.predictions)
+        return indices, [self.predictions[i] for i in indices]
+
+    def gen_len(self) -> float:
+        return sum(self.generated_tokens.values()) / max(len(self.generated_tokens), 1)
+
+    def mean_loss(self) -> float | None:
+        """The loss per label token over the split (summed in index order); None without labels."""
+        tokens = sum(count for _, count in self.losses.values())
+        if not tokens:
+            return None
+        return sum(self.losses[i][0] for i in sorted(self.losses)) / tokens
 
 
 class SummarizationModule(L.LightningModule):
@@ -163,13 +194,19 @@ class SummarizationModule(L.LightningModule):
         }
         if self.run_identity is not None:  # compared by a resume (kosum.training.run_identity)
             checkpoint[CHECKPOINT_KEY] = self.run_identity
-        # Dropout draws from the global generator: a resumed run must continue its sequence.
-        checkpoint["kosum_rng"] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            checkpoint["kosum_rng"]["cuda"] = torch.cuda.get_rng_state()
+        # Dropout draws from the global generator: a resumed run must continue its sequence,
+        # under DDP each process its own (this hook runs on every rank; rank 0 writes).
+        checkpoint["kosum_rng"] = _rng_state()
+        if self.trainer.world_size > 1:
+            by_rank: list[dict[str, torch.Tensor] | None] = [None] * self.trainer.world_size
+            torch.distributed.all_gather_object(by_rank, checkpoint["kosum_rng"])
+            checkpoint["kosum_rng"]["by_rank"] = by_rank
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("kosum_rng", {})
+        by_rank = rng.get("by_rank") or []
+        if len(by_rank) == self.trainer.world_size > 1:
+            rng = by_rank[self.trainer.global_rank]
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
@@ -177,32 +214,33 @@ class SummarizationModule(L.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate_batch(self, batch: dict[str, torch.Tensor]) -> tuple[list[str], int]:
-        """The batch's post-processed summaries and how many tokens were generated for them
+    def generate_batch(self, batch: dict[str, torch.Tensor]) -> tuple[list[str], list[int]]:
+        """The batch's post-processed summaries and how many tokens were generated for each
         (special tokens aside)."""
         inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
         with fast_generation(self.model, self.generation) as fast:
             sequences = generate_ids(self.model, inputs, self.generation, fast=fast)
         special = torch.tensor(self.tokenizer.all_special_ids, device=sequences.device)
-        generated = int((~torch.isin(sequences, special)).sum())
+        generated = (~torch.isin(sequences, special)).sum(dim=1).tolist()
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
         return [self.generation.postprocess(text) for text in texts], generated
 
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
-        outputs = self.eval_outputs.setdefault(split, EvalOutputs([], []))
+        outputs = self.eval_outputs.setdefault(split, EvalOutputs())
+        indices = batch["index"].tolist()
         if "labels" in batch:
-            outputs.loss_sum += self._summed_token_loss(batch)
-            outputs.loss_tokens += int((batch["labels"] != LABEL_PAD).sum())
+            losses = self._summed_token_losses(batch)
+            tokens = (batch["labels"] != LABEL_PAD).sum(dim=1).tolist()
+            outputs.losses.update(zip(indices, zip(losses, tokens, strict=True), strict=True))
         predictions, generated = self.generate_batch(batch)
-        outputs.indices.extend(batch["index"].tolist())
-        outputs.predictions.extend(predictions)
-        outputs.generated_tokens += generated
+        outputs.predictions.update(zip(indices, predictions, strict=True))
+        outputs.generated_tokens.update(zip(indices, generated, strict=True))
 
-    def _summed_token_loss(self, batch: dict[str, torch.Tensor]) -> float:
-        """The summed cross-entropy of the label tokens under teacher forcing. Computed here, not
-        taken from the model's `loss`: a method may add its own terms to that (AdaLoRA adds an
-        orthogonality penalty), which would make `val/loss` and `loss` incomparable between
-        methods."""
+    def _summed_token_losses(self, batch: dict[str, torch.Tensor]) -> list[float]:
+        """Each example's cross-entropy summed over its label tokens under teacher forcing.
+        Computed here, not taken from the model's `loss`: a method may add its own terms to that
+        (AdaLoRA adds an orthogonality penalty), which would make `val/loss` and `loss`
+        incomparable between methods."""
         labels = batch["labels"]
         decoder_input_ids = generation_model(self.model).prepare_decoder_input_ids_from_labels(
             labels
@@ -212,13 +250,13 @@ class SummarizationModule(L.LightningModule):
             attention_mask=batch["attention_mask"],
             decoder_input_ids=decoder_input_ids,
         ).logits
-        loss = torch.nn.functional.cross_entropy(
+        losses = torch.nn.functional.cross_entropy(
             logits.flatten(0, 1).float(),
             labels.flatten(),
             ignore_index=LABEL_PAD,
-            reduction="sum",
+            reduction="none",
         )
-        return float(loss)
+        return losses.view_as(labels).sum(dim=1).tolist()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step("val", batch)
@@ -246,11 +284,12 @@ class SummarizationModule(L.LightningModule):
         outputs = self.eval_outputs.get(split)
         if outputs is None:
             return
+        if self.trainer.world_size > 1:  # every rank scores the whole split, identically
+            outputs = self.eval_outputs[split] = gather_eval_outputs(outputs)
         dataset = self.trainer.datamodule.splits[split]
         indices, predictions = outputs.sorted_by_index()
         references = [dataset.references[i] for i in indices]
         metrics = compute_rouge(predictions, references)
-        gen_len = outputs.generated_tokens / max(len(predictions), 1)
         if predictions and not any(p.strip() for p in predictions) and split not in self._warned:
             self._warned.add(split)  # once per split: validation runs every epoch
             log.warning(
@@ -259,8 +298,26 @@ class SummarizationModule(L.LightningModule):
                 "generation.generate.min_length and suppress_tokens force text (experiment=smoke)",
                 split,
             )
-        self.last_eval_metrics[split] = {**{k: metrics[k] for k in ROUGE_KEYS}, "gen_len": gen_len}
-        if outputs.loss_tokens:
-            self.last_eval_metrics[split]["loss"] = outputs.loss_sum / outputs.loss_tokens
+        self.last_eval_metrics[split] = {
+            **{k: metrics[k] for k in ROUGE_KEYS},
+            "gen_len": outputs.gen_len(),
+        }
+        if (loss := outputs.mean_loss()) is not None:
+            self.last_eval_metrics[split]["loss"] = loss
         for key, value in self.last_eval_metrics[split].items():
+            # The same value on every rank (computed from the gathered split): nothing to sync.
             self.log(f"{split}/{key}", float(value), prog_bar=key == "rougeL")
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def gather_eval_outputs(outputs: EvalOutputs) -> EvalOutputs:
+    """Every rank's share of a distributed evaluation, merged (a collective: all ranks call it)."""
+    shares: list[EvalOutputs | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(shares, outputs)
+    return EvalOutputs.merged([share for share in shares if share is not None])

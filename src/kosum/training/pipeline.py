@@ -31,12 +31,18 @@ from kosum.models.trained import (
     RUN_CONFIG,
 )
 from kosum.training.budget import fit_trainable_budget
-from kosum.training.config_checks import build_trainer, check_config
+from kosum.training.config_checks import build_trainer, check_config, check_launch
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.module import SummarizationModule
 from kosum.training.peak_memory import PeakMemory
 from kosum.training.run_identity import check_resume, identity
-from kosum.training.run_record import composition, git_commit, library_versions, write_results
+from kosum.training.run_record import (
+    completed_record,
+    composition,
+    git_commit,
+    library_versions,
+    write_results,
+)
 from kosum.training.wall_clock import WallClock
 
 log = logging.getLogger(__name__)
@@ -56,31 +62,43 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     budget = fit_trainable_budget(cfg)  # sets the method's size knob; None without a budget
     run_dir = Path(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.resume == "auto" and (finished := completed_record(run_dir, resolved)) is not None:
+        log.warning("%s: this configuration completed there already; not trained again", run_dir)
+        return finished
     run_identity = identity(resolved)
     resume_from = resume_checkpoint(cfg, run_dir)
     if resume_from:  # before any data is loaded: the checkpoint must be of this training
         check_resume(resume_from, run_identity)
-    with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
-        handle.write(OmegaConf.to_yaml(cfg, resolve=True))
-    # Replaced when the run ends (completed or failed): a run killed before that is still
-    # listed by kosum-report, as unfinished, instead of missing without a trace. A resumed
-    # run's earlier record is kept aside (resuming a finished run to train longer).
-    if resume_from:
-        _keep_aside(run_dir / "results.json")
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    wall_clock = WallClock(started)  # resumed runs count their earlier sessions too
+    callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()] + [wall_clock]
+    trainer = build_trainer(cfg.trainer, logger=loggers, callbacks=callbacks)
+    method = as_method(instantiate(cfg.peft))
+    check_launch(trainer, method)
+    # Under DDP every process runs this function; one (global rank 0) writes the run's files.
+    writes = trainer.is_global_zero
     commit, composed = git_commit(), composition(cfg)  # recorded again when the run ends
-    write_results(
-        run_dir,
-        {
-            "status": "running",
-            "method": cfg.method,
-            "seed": cfg.seed,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "git_commit": commit,
-            "trainable_budget": budget and budget.record(),
-            "config": resolved,
-            "composition": composed,
-        },
-    )
+    if writes:
+        with atomic_open(run_dir / RUN_CONFIG) as handle:  # read back by eval/predict
+            handle.write(OmegaConf.to_yaml(cfg, resolve=True))
+        # Replaced when the run ends (completed or failed): a run killed before that is still
+        # listed by kosum-report, as unfinished, instead of missing without a trace. A resumed
+        # run's earlier record is kept aside (resuming a finished run to train longer).
+        if resume_from:
+            _keep_aside(run_dir / "results.json")
+        write_results(
+            run_dir,
+            {
+                "status": "running",
+                "method": cfg.method,
+                "seed": cfg.seed,
+                "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "git_commit": commit,
+                "trainable_budget": budget and budget.record(),
+                "config": resolved,
+                "composition": composed,
+            },
+        )
     L.seed_everything(cfg.seed, workers=True)
 
     datamodule = build_datamodule(cfg)
@@ -90,15 +108,15 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     )
     datamodule.set_tokenizer(tokenizer)
     datamodule.setup()
-    save_pretrained(run_dir / "tokenizer", tokenizer)
+    if writes:
+        save_pretrained(run_dir / "tokenizer", tokenizer)
 
     L.seed_everything(cfg.seed, workers=True)  # model init independent of data-loading work
     base_model = load_model(spec, tokenizer)
-    if spec.is_random_init:  # so the adapter can be reloaded onto the very same weights
+    if spec.is_random_init and writes:  # so the adapter can be reloaded onto the very same weights
         save_pretrained(run_dir / BASE_MODEL_DIR, base_model, tokenizer)
     if cfg.gradient_checkpointing:
         base_model.gradient_checkpointing_enable({"use_reentrant": False})
-    method = as_method(instantiate(cfg.peft))
     model = apply_method(base_model, method, base_revision=spec.revision)
     if cfg.get("fast_cpu_dropout", False):
         enable_fast_cpu_dropout(model)
@@ -117,12 +135,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     trained = method.trains
     if not trained:
         resume_from = None
-    if resume_from:  # Lightning's CSV logger would delete the interrupted run's log
+    if resume_from and writes:  # Lightning's CSV logger would delete the interrupted run's log
         _keep_aside(run_dir / "metrics.csv")
-    loggers = [instantiate(node) for node in cfg.logger.values()]
-    wall_clock = WallClock(started)  # resumed runs count their earlier sessions too
-    callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()] + [wall_clock]
-    trainer = build_trainer(cfg.trainer, logger=loggers, callbacks=callbacks)
     with warnings.catch_warnings():
         # The CSV logger, writing its first line here, warns that "previous log files will be
         # deleted" whenever its folder is not empty, and the run folder always holds .hydra/:
@@ -148,14 +162,14 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         logger.save()
     if trained and best_val and not cfg.test:  # the test above loaded them already
         _restore_best_weights(trainer, module)  # saved weights are the ones val_rougeL describes
-    if trained:
+    if trained and writes:
         _save_trained_weights(method, model, tokenizer, run_dir)
-    if cfg.merge:
+    if cfg.merge and writes:
         merged = copy.deepcopy(model).merge_and_unload()
         save_pretrained(run_dir / MERGED_MODEL_DIR, merged, tokenizer)
     metrics = dict(module.last_eval_metrics.get("test", {}))
     metrics.update({f"val_{k}": v for k, v in best_val.items()})
-    if "test" in module.eval_outputs:
+    if "test" in module.eval_outputs and writes:
         write_predictions(run_dir, module, datamodule, "test")
     record = {
         "status": "completed",
@@ -175,7 +189,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "config": resolved,
         "composition": composed,
     }
-    write_results(run_dir, record)
+    if writes:
+        write_results(run_dir, record)
     return record
 
 

@@ -139,6 +139,30 @@ def is_completed(run_dir: str | Path) -> bool:
     return recorded_status(run_dir) == "completed"
 
 
+# How a run was started, not what it is: a re-run may differ in these and still be the same run.
+START_KEYS = ("resume", "ckpt_path")
+
+
+def completed_record(run_dir: str | Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
+    """`run_dir`'s record if it completed this very configuration (`resolved`, the config
+    resolved; compared in full but for `START_KEYS`), else None. With `resume=auto` such a run
+    is not trained again: re-running a killed sweep finishes only its unfinished jobs."""
+    try:
+        record = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("status") != "completed":
+        return None
+    recorded = record.get("config")
+    if not isinstance(recorded, dict) or _without_start(recorded) != _without_start(resolved):
+        return None
+    return record
+
+
+def _without_start(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key not in START_KEYS}
+
+
 def _composition_or_none(cfg: DictConfig) -> dict[str, Any] | None:
     """`composition`, which must never replace the error a failure record is written for."""
     try:
