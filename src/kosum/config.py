@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import netrc
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -41,8 +42,21 @@ def wandb_offline() -> bool:
         return True
 
 
+def category_union(first: Sequence[str] | None, second: Sequence[str] | None) -> list[str] | None:
+    """The categories a source loads for training categories `first` and test categories
+    `second`: `first`, then what `second` adds. `first` None means every category; `second`
+    None, the test's following the training's."""
+    if second is None:
+        return None if first is None else list(first)
+    if first is None:
+        return None
+    return [*first, *(name for name in second if name not in first)]
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("kosum.wandb_offline"):
         OmegaConf.register_new_resolver("kosum.wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("kosum.union"):  # the categories a source loads
+        OmegaConf.register_new_resolver("kosum.union", category_union)
     if not OmegaConf.has_resolver("kosum.checkout"):  # whatever the working directory
         OmegaConf.register_new_resolver("kosum.checkout", lambda: str(Path(config_dir()).parent))

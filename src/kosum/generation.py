@@ -8,9 +8,13 @@ as the seed did after its 8-beam + sampling decoding. The sentence splitter is K
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from kosum.text.sentences import first_sentence
@@ -30,3 +34,23 @@ class GenerationSettings:
     def postprocess(self, text: str) -> str:
         text = text.strip()
         return first_sentence(text) if self.first_sentence else text
+
+    @property
+    def samples(self) -> bool:
+        return bool(self.generate.get("do_sample"))
+
+    @contextmanager
+    def seeded(self, seed: int, positions: Sequence[int]) -> Iterator[None]:
+        """Sampling inside draws from torch's generators seeded with (`seed`, the batch's example
+        positions), and leaves their state as it was: the same weights and batch give the same
+        summaries whatever drew random numbers before (training's dropout, an earlier
+        validation), and generating consumes none of training's random stream. Without
+        sampling, nothing is touched."""
+        if not self.samples:
+            yield
+            return
+        state = np.random.SeedSequence([seed, *map(int, positions)]).generate_state(2)
+        devices = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(int(state[0]) << 32 | int(state[1]))
+            yield

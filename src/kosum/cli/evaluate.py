@@ -38,6 +38,7 @@ register_resolvers()
 OVERRIDABLE = ("data", "prompt", "generation")
 # test/val: that split of the data, as training made it; all: every example of the data.
 SPLITS = ("test", "val", "all")
+DEFAULT_SEED = 42  # without a run's seed
 LENGTHS = ("max_source_length", "max_target_length")
 
 
@@ -55,6 +56,10 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
         for key in OVERRIDABLE:
             if merged.get(key) is None and trained.get(key) is not None:
                 merged[key] = kosum_node(trained, key, f"{run}: {RUN_CONFIG}")
+        if merged.get("seed") is None and isinstance(trained.get("seed"), int):
+            merged["seed"] = trained["seed"]  # so sampling draws as the run's test did
+    if merged.get("seed") is None:
+        merged["seed"] = DEFAULT_SEED
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
         raise InputError(
@@ -93,7 +98,12 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     datamodule.set_tokenizer(tokenizer)
     datamodule.setup()
     module = SummarizationModule(
-        model, tokenizer, optimizer=None, scheduler=None, generation=instantiate(cfg.generation)
+        model,
+        tokenizer,
+        optimizer=None,
+        scheduler=None,
+        generation=instantiate(cfg.generation),
+        seed=cfg.seed,
     )
     trainer = build_trainer(cfg.trainer, logger=False, enable_checkpointing=False)
     if stage == "test":

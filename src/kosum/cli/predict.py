@@ -216,7 +216,6 @@ def run_prediction(cfg: DictConfig) -> dict[str, Any]:
     max_length = resolve_max_source_length(cfg, trained, tokenizer)
 
     generated = [row for row, text in enumerate(documents.texts) if text]
-    torch.manual_seed(cfg.seed)
     result = generate_summaries(
         model,
         tokenizer,
@@ -226,6 +225,7 @@ def run_prediction(cfg: DictConfig) -> dict[str, Any]:
         max_source_length=max_length,
         sort_by_length=cfg.sort_by_length,
         progress=cfg.progress,
+        seed=cfg.seed,
     )
     summaries = [""] * len(documents.ids)
     for row, summary in zip(generated, result.summaries, strict=True):

@@ -16,7 +16,7 @@ import logging
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ class SummarizationDataModule(L.LightningDataModule):
         cache_dir: str | Path = ".cache/kosum",
         seed: int = 0,
         whole_source_as_test: bool = False,
+        categories: Sequence[str] | None = None,
+        test_categories: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -98,6 +100,19 @@ class SummarizationDataModule(L.LightningDataModule):
         self.seed = seed
         # Evaluation of a whole file (kosum-eval split=all): no split, every example is "test".
         self.whole_source_as_test = whole_source_as_test
+        # With test categories of their own, the source loads both sets and the splits are
+        # filtered after the split (by document, so a test document's side never depends on
+        # which categories are trained on): train and validation to `categories`, test to
+        # `test_categories`.
+        self.category_filter = (
+            None
+            if test_categories is None
+            else {
+                "train": _names(categories),
+                "val": _names(categories),
+                "test": _names(test_categories),
+            }
+        )
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self._resume_state: dict[str, int] | None = None
         self.splits: dict[str, TokenizedSplit] = {}
@@ -115,9 +130,10 @@ class SummarizationDataModule(L.LightningDataModule):
         """
         if self._corpus_key is None:
             split: Any = "whole source as test" if self.whole_source_as_test else self.split_options
-            payload = json.dumps(
-                [self.source.fingerprint(), split, SPLIT_RULES_VERSION], sort_keys=True
-            )
+            identity = [self.source.fingerprint(), split, SPLIT_RULES_VERSION]
+            if self.category_filter is not None:
+                identity.append(self.category_filter)
+            payload = json.dumps(identity, sort_keys=True)
             self._corpus_key = hashlib.sha256(payload.encode()).hexdigest()[:16]
         return self._corpus_key
 
@@ -132,6 +148,11 @@ class SummarizationDataModule(L.LightningDataModule):
                 self._examples["test"] = list(self._load_result.examples)
             else:
                 self._examples = split_examples(self._load_result.examples, **self.split_options)
+                for name, kept in (self.category_filter or {}).items():
+                    if kept is not None:
+                        self._examples[name] = [
+                            e for e in self._examples[name] if e.category in kept
+                        ]
             if self.max_eval_examples is not None:
                 for name in ("val", "test"):
                     self._examples[name] = _stable_subset(
@@ -435,6 +456,10 @@ def _tokenizer_identity(tokenizer: PreTrainedTokenizerBase) -> str:
             )
     digest = hashlib.sha256(type(tokenizer).__name__.encode() + b"\0" + serialised)
     return digest.hexdigest()[:16]
+
+
+def _names(categories: Sequence[str] | None) -> list[str] | None:
+    return None if categories is None else list(categories)
 
 
 def _stable_subset(examples: list[SummaryExample], size: int) -> list[SummaryExample]:

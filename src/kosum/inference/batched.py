@@ -80,6 +80,7 @@ def generate_summaries(
     batch_size: int = 16,
     max_source_length: int = 1024,
     *,
+    seed: int | None = None,
     sort_by_length: bool = True,
     fast_t5: bool = True,
     keep_cross_attention: bool = True,
@@ -97,8 +98,9 @@ def generate_summaries(
     sampling, `exact_fast_top_k=False` to transformers' top-k warper, and
     `encode_one_by_one=False` to a padded encoder batch (None: one by one on CPU,
     batched on CUDA). `bf16_autocast=False` keeps the model's own precision on CUDA too.
-    Sampling draws from torch's global generator: seed it for reproducible output; with
-    sampling, outputs also depend on `batch_size` and the order, as the draws are shared.
+    Sampling draws from a generator seeded with `seed` and each batch's text positions
+    (`GenerationSettings.seeded`), or with `seed=None` from torch's global generator; either
+    way outputs also depend on `batch_size` and the order, as a batch's draws are shared.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -128,15 +130,16 @@ def generate_summaries(
             batch = {key: value.to(device) for key, value in batch.items()}
             if encode_one_by_one:
                 batch["encoder_outputs"] = _encode_each(model, chunk_ids, batch["attention_mask"])
-            sequences = generate_ids(
-                model,
-                batch,
-                settings,
-                fast=fast_active,
-                keep_cross_attention=keep_cross_attention,
-                gumbel_sampling=gumbel_sampling,
-                exact_fast_top_k=exact_fast_top_k,
-            )
+            with settings.seeded(seed, chunk) if seed is not None else nullcontext():
+                sequences = generate_ids(
+                    model,
+                    batch,
+                    settings,
+                    fast=fast_active,
+                    keep_cross_attention=keep_cross_attention,
+                    gumbel_sampling=gumbel_sampling,
+                    exact_fast_top_k=exact_fast_top_k,
+                )
             decoded = tokenizer.batch_decode(sequences, skip_special_tokens=True)
             for index, text in zip(chunk, decoded, strict=True):
                 summaries[index] = settings.postprocess(text)

@@ -87,10 +87,14 @@ SAME_TEST_SET_KEYS = frozenset(
 )
 
 
-def is_data_setting(key: str) -> bool:
-    """Settings that change the test set: configurations differing in them are not paired."""
+def is_data_setting(key: str, runs: Sequence[Run] = ()) -> bool:
+    """Settings that change the test set: configurations differing in them are not paired.
+    The training categories do not when every run fixed its test categories apart
+    (`data.test_categories`): then they are compared, on the same test documents."""
     if key in SAME_TEST_SET_KEYS:
         return False
+    if key == "data.categories" and runs:
+        return any(run.settings.get("data.test_categories") is None for run in runs)
     return key in {"data", "experiment"} or key.startswith("data.")
 
 
@@ -255,8 +259,9 @@ def compare(runs: Sequence[Run]) -> list[Comparison]:
     """Completed runs grouped into comparisons, each into configurations (sorted by method and
     settings; runs by seed)."""
     varying = varying_settings(runs)
-    data_keys = [key for key in varying if is_data_setting(key)]
-    config_keys = [key for key in varying if not is_data_setting(key)]
+    completed = [run for run in runs if run.completed]
+    data_keys = [key for key in varying if is_data_setting(key, completed)]
+    config_keys = [key for key in varying if key not in data_keys]
     grouped: dict[tuple[Setting, ...], dict[tuple[str, tuple[Setting, ...]], list[Run]]] = (
         defaultdict(lambda: defaultdict(list))
     )

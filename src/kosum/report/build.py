@@ -54,6 +54,7 @@ FIGURES: tuple[tuple[str, Callable[[Sequence[Comparison], Path], Path | None], s
     ("rougeL_vs_params.png", plots.rouge_vs_params, "Test ROUGE-L vs trainable parameters"),
     ("rouge_vs_rank.png", plots.rouge_vs_rank, "Test ROUGE vs LoRA rank"),
     ("per_category.png", plots.per_category, "Per-category test ROUGE-L"),
+    ("category_matrix.png", plots.category_matrix, "Test ROUGE-L by configuration and category"),
     ("val_rougeL_curves.png", plots.learning_curves, "Validation ROUGE-L learning curves"),
 )
 

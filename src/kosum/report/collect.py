@@ -70,6 +70,7 @@ CHOICE_GROUPS: tuple[str, ...] = (
     "data",
     "prompt",
     "generation",
+    "val_generation",
     "optim",
     "scheduler",
     "trainer",
@@ -80,6 +81,7 @@ CONFIG_KEYS: tuple[str, ...] = (
     "peft.r",
     "peft.num_virtual_tokens",
     "data.categories",
+    "data.test_categories",
     "optim.lr",
     "trainer.max_epochs",
 )

@@ -16,6 +16,7 @@ SHORT_NAMES: dict[str, str] = {
     "peft.num_virtual_tokens": "tokens",
     "peft.where": "where",
     "data.categories": "categories",
+    "data.test_categories": "test categories",
     "optim.lr": "lr",
     "trainer.max_epochs": "epochs",
 }

@@ -199,6 +199,38 @@ def per_category(comparisons: Sequence[Comparison], path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def category_matrix(comparisons: Sequence[Comparison], path: Path) -> Path | None:
+    """Configuration x test category heat map of seed-averaged test ROUGE-L, one panel per
+    comparison with two configurations or more: for a sweep over training categories on one
+    test set (`data.test_categories`), the train-subset x test-category matrix."""
+    drawn = [
+        comparison
+        for comparison in comparisons
+        if sum(bool(config.category_scores) for config in comparison.configs) > 1
+    ]
+    if not drawn:
+        return None
+    figure = Figure(figsize=(9, 0.6 + sum(0.45 * len(c.configs) + 1.2 for c in drawn)))
+    for index, comparison in enumerate(drawn):
+        axes = figure.add_subplot(len(drawn), 1, index + 1)
+        configs = [config for config in comparison.configs if config.category_scores]
+        categories = sorted({c for config in configs for c in config.category_scores})
+        values = [
+            [100 * config.category_scores.get(category, math.nan) for category in categories]
+            for config in configs
+        ]
+        image = axes.imshow(values, aspect="auto", cmap="viridis")
+        for row, line in enumerate(values):
+            for column, value in enumerate(line):
+                axes.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7)
+        axes.set_xticks(range(len(categories)), labels=categories, rotation=30, fontsize=8)
+        axes.set_yticks(range(len(configs)), labels=[c.label for c in configs], fontsize=8)
+        axes.set_title(comparison.title, fontsize=9)
+        figure.colorbar(image, ax=axes, label="test ROUGE-L (×100)")
+    figure.suptitle("Test ROUGE-L by configuration and test category")
+    return _save(figure, path)
+
+
 def validation_curve(run_dir: Path) -> list[tuple[int, float]]:
     """(step, val/rougeL) rows of a run's Lightning metrics.csv ([] without one)."""
     path = run_dir / METRICS_FILE

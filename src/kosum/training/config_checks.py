@@ -221,11 +221,18 @@ def _check_optimized_metric(cfg: DictConfig) -> None:
 
 
 def _check_generation(cfg: DictConfig) -> None:
-    """`generation.generate` goes to `model.generate()` at the first validation, after a whole
-    epoch: a misspelt or invalid argument must stop the run now."""
-    generate = cfg.get("generation", {}).get("generate")
-    if generate is not None:
-        check_generate_arguments(OmegaConf.to_container(generate, resolve=True))
+    """`generation.generate` and `val_generation.generate` go to `model.generate()` at the
+    first validation or the test, after a whole epoch or training: a misspelt or invalid
+    argument must stop the run now. A label smoothing outside [0, 1) too."""
+    for group in ("generation", "val_generation"):
+        generate = (cfg.get(group) or {}).get("generate")
+        if generate is not None:
+            check_generate_arguments(OmegaConf.to_container(generate, resolve=True))
+    smoothing = cfg.get("label_smoothing", 0.0)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, int | float):
+        raise ConfigError(f"label_smoothing={smoothing!r}: a number in [0, 1)")
+    if not 0.0 <= smoothing < 1.0:
+        raise ConfigError(f"label_smoothing={smoothing}: a number in [0, 1)")
 
 
 def check_generate_arguments(arguments: dict) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase, get_scheduler
 
 from kosum.data.batching import LABEL_PAD
+from kosum.errors import TrainingDiverged
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import fast_generation, generate_ids
 from kosum.inference.patching import generation_model
@@ -117,6 +118,9 @@ class SummarizationModule(L.LightningModule):
         generation: GenerationSettings,
         run_identity: dict[str, Any] | None = None,
         method: Method | None = None,
+        val_generation: GenerationSettings | None = None,
+        label_smoothing: float = 0.0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -126,7 +130,12 @@ class SummarizationModule(L.LightningModule):
         self.tokenizer = tokenizer
         self.optimizer_factory = optimizer
         self.scheduler_settings = scheduler
+        # Test decoding, and validation's unless `val_generation` sets a cheaper one (greedy
+        # while training, the seed's 8 beams + sampling for the test).
         self.generation = generation
+        self.val_generation = val_generation or generation
+        self.label_smoothing = label_smoothing
+        self.seed = seed  # with the examples' positions, seeds sampling (GenerationSettings.seeded)
         # Checkpoints hold trainable weights only; the frozen base comes from the base model.
         self.strict_loading = False
         self.eval_outputs: dict[str, EvalOutputs] = {}
@@ -153,11 +162,9 @@ class SummarizationModule(L.LightningModule):
             self.method.after_optimizer_step(self.model, self.trainer.global_step - 1)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            labels=batch["labels"],
-        ).loss
+        loss = self.training_loss(batch)
+        if not torch.isfinite(loss):  # before backward: no step is taken on it
+            raise self._diverged(float(loss))
         real_tokens = int(batch["attention_mask"].sum() + (batch["labels"] != LABEL_PAD).sum())
         now = time.perf_counter()
         if self._step_started is not None:
@@ -170,6 +177,36 @@ class SummarizationModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"])
         return loss
+
+    def _diverged(self, loss: float) -> TrainingDiverged:
+        trainer = self.trainer
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        causes = f"a learning rate too high (it is {lr:g} now; optim.lr=)"
+        if str(trainer.precision) != "32-true":
+            causes += f", or the precision ({trainer.precision}; trainer.precision=32-true)"
+        return TrainingDiverged(
+            f"the training loss is {loss} at optimiser step {trainer.global_step + 1} (epoch "
+            f"{trainer.current_epoch}): the run stops here. Likely cause: {causes}; "
+            "trainer.detect_anomaly=true names the operation that produced it"
+        )
+
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model's loss, its cross-entropy smoothed with `label_smoothing` when set."""
+        outputs = self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
+        )
+        if not self.label_smoothing:
+            return outputs.loss
+        # The model's loss may hold a method's own terms (AdaLoRA's orthogonality penalty):
+        # only its cross-entropy is replaced by the smoothed one.
+        logits, labels = outputs.logits.flatten(0, 1).float(), batch["labels"].flatten()
+        plain = torch.nn.functional.cross_entropy(logits, labels, ignore_index=LABEL_PAD)
+        smoothed = torch.nn.functional.cross_entropy(
+            logits, labels, ignore_index=LABEL_PAD, label_smoothing=self.label_smoothing
+        )
+        return outputs.loss - plain + smoothed
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None or self.scheduler_settings is None:
@@ -214,16 +251,23 @@ class SummarizationModule(L.LightningModule):
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate_batch(self, batch: dict[str, torch.Tensor]) -> tuple[list[str], list[int]]:
-        """The batch's post-processed summaries and how many tokens were generated for each
-        (special tokens aside)."""
+    def generate_batch(
+        self, batch: dict[str, torch.Tensor], settings: GenerationSettings | None = None
+    ) -> tuple[list[str], list[int]]:
+        """The batch's post-processed summaries (decoded with `settings`, by default the test's)
+        and how many tokens were generated for each (special tokens aside)."""
+        settings = settings or self.generation
         inputs = {key: batch[key] for key in ("input_ids", "attention_mask")}
-        with fast_generation(self.model, self.generation) as fast:
-            sequences = generate_ids(self.model, inputs, self.generation, fast=fast)
+        positions = batch["index"].tolist() if "index" in batch else []
+        with (
+            fast_generation(self.model, settings) as fast,
+            settings.seeded(self.seed, positions),
+        ):
+            sequences = generate_ids(self.model, inputs, settings, fast=fast)
         special = torch.tensor(self.tokenizer.all_special_ids, device=sequences.device)
         generated = (~torch.isin(sequences, special)).sum(dim=1).tolist()
         texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=True)
-        return [self.generation.postprocess(text) for text in texts], generated
+        return [settings.postprocess(text) for text in texts], generated
 
     def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
         outputs = self.eval_outputs.setdefault(split, EvalOutputs())
@@ -232,7 +276,8 @@ class SummarizationModule(L.LightningModule):
             losses = self._summed_token_losses(batch)
             tokens = (batch["labels"] != LABEL_PAD).sum(dim=1).tolist()
             outputs.losses.update(zip(indices, zip(losses, tokens, strict=True), strict=True))
-        predictions, generated = self.generate_batch(batch)
+        settings = self.val_generation if split == "val" else self.generation
+        predictions, generated = self.generate_batch(batch, settings)
         outputs.predictions.update(zip(indices, predictions, strict=True))
         outputs.generated_tokens.update(zip(indices, generated, strict=True))
 

@@ -131,6 +131,9 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         generation=instantiate(cfg.generation),
         run_identity=run_identity,
         method=method,
+        val_generation=instantiate(cfg.val_generation),
+        label_smoothing=cfg.label_smoothing,
+        seed=cfg.seed,
     )
     trained = method.trains
     if not trained:
@@ -179,6 +182,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         **counts,
         "trainable_budget": budget and budget.record(),
         "wall_time_s": wall_clock.elapsed_s(),
+        "epochs": trainer.current_epoch if trained else 0,  # fewer after early stopping
         **module.training_speed.record(),
         "peak_memory_mb": peak_memory_mb,
         "peak_memory_kind": peak_memory_kind,

@@ -26,7 +26,16 @@ from kosum.training.config_checks import ConfigError
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "kosum_run_identity"
-IDENTITY_NODES = ("model", "peft", "data", "prompt", "optim", "scheduler", "seed")
+IDENTITY_NODES = (
+    "model",
+    "peft",
+    "data",
+    "prompt",
+    "optim",
+    "scheduler",
+    "seed",
+    "label_smoothing",
+)
 TRAINER_KEYS = ("precision", "accumulate_grad_batches", "gradient_clip_val")
 # May change on a resume, with a warning.
 LENGTH_KEY = "training_length"
