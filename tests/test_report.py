@@ -407,7 +407,12 @@ def test_report_files(lora_vs_prefix: Path, tmp_path: Path) -> None:
     assert {"time_per_step_s", "tokens_per_s", "peak_memory_mb"} <= set(rows[0])
 
     names = {path.name for path in files.figures}
-    assert names == {"rougeL_vs_params.png", "per_category.png", "val_rougeL_curves.png"}
+    assert names == {
+        "rougeL_vs_params.png",
+        "per_category.png",
+        "category_matrix.png",  # two configurations with per-category scores
+        "val_rougeL_curves.png",
+    }
     for path in files.figures:
         assert path.read_bytes().startswith(PNG_SIGNATURE) and path.stat().st_size > 1000
 

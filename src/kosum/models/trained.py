@@ -134,11 +134,19 @@ def _items(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
 
 @functools.cache
 def _config_targets(group: str) -> frozenset[str]:
-    """The `_target_`s of kosum's own configs of one group (`conf/<group>/*.yaml`)."""
+    """The `_target_`s of kosum's own configs of one group (`conf/<group>/*.yaml`), and of the
+    configs outside the group they include by absolute path (`- /data_loader@_here_`)."""
+    root = Path(config_dir())
+    paths = list((root / group).glob("*.yaml"))
     targets = set()
-    for path in (Path(config_dir()) / group).glob("*.yaml"):
+    for path in paths:
         content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         targets |= {v for _, k, v in _items(content, "") if k == "_target_"}
+        for entry in content.get("defaults") or []:
+            if isinstance(entry, str) and entry.startswith("/"):
+                included = root / f"{entry[1:].split('@')[0]}.yaml"
+                if included.is_file() and included not in paths:
+                    paths.append(included)  # scanned in its turn by this loop
     return frozenset(targets)
 
 

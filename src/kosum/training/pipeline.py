@@ -33,6 +33,7 @@ from kosum.models.trained import (
 from kosum.training.budget import fit_trainable_budget
 from kosum.training.config_checks import build_trainer, check_config, check_launch
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
+from kosum.training.model_card import rouge_intervals, write_model_card
 from kosum.training.module import SummarizationModule
 from kosum.training.peak_memory import PeakMemory
 from kosum.training.run_identity import check_resume, identity
@@ -194,8 +195,20 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "composition": composed,
     }
     if writes:
+        if trained:  # replaces PEFT's empty template
+            write_model_card(run_dir / method.saved_folder, record, _test_intervals(module))
         write_results(run_dir, record)
     return record
+
+
+def _test_intervals(module: SummarizationModule) -> dict[str, list[float]]:
+    """95% bootstrap intervals of the test ROUGE over the test documents ({} without a test)."""
+    outputs = module.eval_outputs.get("test")
+    if outputs is None:
+        return {}
+    references = module.trainer.datamodule.splits["test"].references
+    indices, predictions = outputs.sorted_by_index()
+    return rouge_intervals(predictions, [references[i] for i in indices])
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
