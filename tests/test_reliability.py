@@ -1,9 +1,17 @@
-"""Failures a long sweep meets: a loss that stops being a number."""
+"""Failures a long sweep meets: a loss that stops being a number, jobs sharing a cold cache,
+secrets in the environment."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_nan_loss_stops_the_run_at_its_step_and_records_why(run_cli, tmp_path: Path):
@@ -25,3 +33,67 @@ def test_a_nan_loss_stops_the_run_at_its_step_and_records_why(run_cli, tmp_path:
     assert not (run_dir / "predictions.jsonl").exists() and not (run_dir / "model").exists()
     # It stopped at the step: no checkpoint was written after it (the first is at epoch end).
     assert not (run_dir / "checkpoints" / "last.ckpt").exists()
+
+
+def _start_train(cache_dir: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "KOSUM_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kosum.cli.train",
+            "experiment=smoke",
+            *extra,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_jobs_starting_at_once_share_a_cold_cache_and_get_a_serial_runs_data(tmp_path: Path):
+    """Two processes build the same corpus, tokenizer and tokenised splits into one empty
+    cache at the same time; each trains exactly as a run on its own cache does."""
+    serial = _start_train(tmp_path / "cache_serial", tmp_path / "serial")
+    assert serial.wait() == 0, serial.stderr.read()
+    shared = tmp_path / "cache_shared"
+    started = [_start_train(shared, tmp_path / f"at_once_{n}") for n in range(2)]
+    for process in started:
+        assert process.wait() == 0, process.stderr.read()
+    expected = json.loads((tmp_path / "serial" / "results.json").read_text(encoding="utf-8"))
+    for n in range(2):
+        run = json.loads((tmp_path / f"at_once_{n}" / "results.json").read_text(encoding="utf-8"))
+        assert run["metrics"] == expected["metrics"]
+        assert run["data"]["examples"] == expected["data"]["examples"]
+    assert not list(shared.rglob("*.tmp")) and not list(shared.rglob(".*.tmp"))  # no leftovers
+
+
+SECRETS = {
+    "WANDB_API_KEY": "kosum-test-secret-wandb-0123456789",
+    "HF_TOKEN": "hf_kosumTestSecret0123",
+}
+
+
+@pytest.mark.slow
+def test_planted_secrets_reach_no_file_kosum_writes(run_cli, tmp_path: Path, monkeypatch):
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    run_dir, eval_dir, report_dir = tmp_path / "run", tmp_path / "eval", tmp_path / "report"
+    commands = [
+        ("kosum.cli.train", "experiment=smoke", "logger=wandb", f"hydra.run.dir={run_dir}"),
+        ("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={eval_dir}"),
+        ("kosum.cli.report", str(run_dir), "--out", str(report_dir)),
+    ]
+    for module, *args in commands:
+        result = run_cli(module, *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) > 20 and any(path.suffix == ".wandb" for path in written)
+    for path in written:
+        content = path.read_bytes()
+        for name, value in SECRETS.items():
+            assert value.encode() not in content, f"{name} leaked into {path}"

@@ -11,7 +11,6 @@ import csv
 import json
 import math
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from wandb.proto import wandb_internal_pb2
 
 from kosum.cli.train import objective
 from kosum.config import config_dir, wandb_offline
+from wandb_records import wandb_records
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMOKE_SWEEP = ["experiment=smoke", "trainer.max_epochs=1"]
@@ -210,23 +210,7 @@ def test_wandb_logger_is_grouped_named_and_tagged(compose_train, tmp_path, monke
 
 
 def _wandb_run_records(run_dir: Path) -> Iterator[wandb_internal_pb2.RunRecord]:
-    """RunRecords of the offline W&B run under `run_dir` (the .wandb file: a 7-byte header,
-    then LevelDB-log chunks of protobuf Records in 32 KiB blocks)."""
-    [path] = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    data, position, pending = path.read_bytes(), 7, b""
-    assert data.startswith(b":W&B")
-    while position + 7 <= len(data):
-        if (left := 32768 - position % 32768) < 7:
-            position += left
-            continue
-        length, kind = struct.unpack_from("<HB", data, position + 4)
-        pending += data[position + 7 : position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4) and pending:  # a full record, or the last chunk of one
-            record = wandb_internal_pb2.Record.FromString(pending)
-            pending = b""
-            if record.HasField("run"):
-                yield record.run
+    return (record.run for record in wandb_records(run_dir) if record.HasField("run"))
 
 
 @pytest.fixture(scope="module")

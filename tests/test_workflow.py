@@ -250,3 +250,28 @@ def test_the_adapter_folder_has_a_model_card_from_the_runs_records(run_cli, tmp_
     assert "- training categories: news_r, minute" in body
     assert f"commit `{record['git_commit']}`" in body
     assert '"num_beams": 1' in body and '"r": 8' in body
+
+
+@pytest.mark.slow
+def test_wandb_gets_the_adapter_as_an_artifact_and_the_predictions_as_a_table(
+    run_cli, tmp_path: Path
+):
+    from wandb_records import wandb_records
+
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "kosum.cli.train", "experiment=smoke", "logger=wandb", f"hydra.run.dir={run_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    artifacts = {a.type: a for r in wandb_records(run_dir) if (a := r.artifact).type}
+    files = {entry.path for entry in artifacts["model"].manifest.contents}
+    assert {"adapter_model.safetensors", "adapter_config.json", "README.md"} <= files
+    assert json.loads(artifacts["model"].metadata)["metrics"] == record["metrics"]
+    assert {e.path for e in artifacts["run_table"].manifest.contents} == {
+        "test/predictions.table.json"
+    }
+    [table] = run_dir.glob("wandb/offline-run-*/files/media/table/test/predictions_*.table.json")
+    content = json.loads(table.read_text(encoding="utf-8"))
+    assert content["columns"] == ["id", "category", "prediction", "reference"]
+    assert len(content["data"]) == record["data"]["examples"]["test"]

@@ -75,3 +75,36 @@ def wandb_logger(
         resume=kwargs.pop("resume", "allow"),
         **kwargs,
     )
+
+
+def log_run_outputs(
+    loggers: Sequence[Any], saved_folder: Path | None, record: Mapping[str, Any], rows: list[dict]
+) -> None:
+    """For each W&B logger: the test predictions as a W&B table (`test/predictions`) and the
+    saved adapter (or model) folder as a `model` artifact whose metadata are the run's method,
+    seed, trainable parameters and test metrics. Offline runs keep both for `wandb sync`."""
+    import wandb
+
+    for logger in loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        if rows:
+            columns = ["id", "category", "prediction", "reference"]
+            logger.log_table(
+                key="test/predictions",
+                columns=columns,
+                data=[[r[c] for c in columns] for r in rows],
+            )
+        if saved_folder is not None and saved_folder.is_dir():
+            artifact = wandb.Artifact(
+                name=f"{record['method']}-{logger.experiment.id}",
+                type="model",
+                metadata={
+                    "method": record["method"],
+                    "seed": record["seed"],
+                    "trainable_params": record.get("trainable_params"),
+                    "metrics": dict(record.get("metrics", {})),
+                },
+            )
+            artifact.add_dir(str(saved_folder))
+            logger.experiment.log_artifact(artifact)

@@ -30,6 +30,7 @@ from kosum.models.trained import (
     MERGED_MODEL_DIR,
     RUN_CONFIG,
 )
+from kosum.report.tracking import log_run_outputs
 from kosum.training.budget import fit_trainable_budget
 from kosum.training.config_checks import build_trainer, check_config, check_launch
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
@@ -198,6 +199,13 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         if trained:  # replaces PEFT's empty template
             write_model_card(run_dir / method.saved_folder, record, _test_intervals(module))
         write_results(run_dir, record)
+        tested = "test" in module.eval_outputs
+        log_run_outputs(
+            loggers,
+            run_dir / method.saved_folder if trained else None,
+            record,
+            prediction_rows(module, datamodule, "test") if tested else [],
+        )
     return record
 
 
@@ -268,21 +276,25 @@ def save_pretrained(path: Path, *objects: Any) -> None:
             item.save_pretrained(staging)
 
 
+def prediction_rows(
+    module: SummarizationModule, datamodule: SummarizationDataModule, split: str
+) -> list[dict[str, Any]]:
+    """One row per evaluated example, in dataset order: id, prediction, reference, category."""
+    dataset = datamodule.splits[split]
+    indices, predictions = module.eval_outputs[split].sorted_by_index()
+    return [
+        {
+            "id": dataset.ids[i],
+            "prediction": prediction,
+            "reference": dataset.references[i],
+            "category": dataset.categories[i],
+        }
+        for i, prediction in zip(indices, predictions, strict=True)
+    ]
+
+
 def write_predictions(
     run_dir: Path, module: SummarizationModule, datamodule: SummarizationDataModule, split: str
 ) -> None:
     """`predictions.jsonl`: one row per evaluated example, in dataset order."""
-    dataset = datamodule.splits[split]
-    indices, predictions = module.eval_outputs[split].sorted_by_index()
-    write_jsonl(
-        run_dir / "predictions.jsonl",
-        (
-            {
-                "id": dataset.ids[i],
-                "prediction": prediction,
-                "reference": dataset.references[i],
-                "category": dataset.categories[i],
-            }
-            for i, prediction in zip(indices, predictions, strict=True)
-        ),
-    )
+    write_jsonl(run_dir / "predictions.jsonl", prediction_rows(module, datamodule, split))
