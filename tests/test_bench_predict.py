@@ -13,23 +13,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "bench_predict.py"
 
 
-def test_bench_predict_runs_every_candidate(tmp_path: Path):
+def _bench(tmp_path: Path, *args: str) -> dict:
+    """Run the script with `args` (one thread, one repeat); its JSON report."""
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [
-            sys.executable,
-            str(SCRIPT),
-            *("--texts", "4", "--presets", "greedy,seed", "--batch-sizes", "2,4"),
-            *(
-                "--ablation-batch-size",
-                "2",
-                "--threads",
-                "1",
-                "--repeats",
-                "1",
-                "--json",
-                str(output),
-            ),
+            *(sys.executable, str(SCRIPT), *args),
+            *("--threads", "1", "--repeats", "1", "--json", str(output)),
         ],
         capture_output=True,
         text=True,
@@ -37,7 +27,15 @@ def test_bench_predict_runs_every_candidate(tmp_path: Path):
         cwd=REPO_ROOT,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    report = json.loads(output.read_text(encoding="utf-8"))
+    return json.loads(output.read_text(encoding="utf-8"))
+
+
+def test_bench_predict_runs_every_candidate(tmp_path: Path):
+    report = _bench(
+        tmp_path,
+        *("--texts", "4", "--presets", "greedy,seed", "--batch-sizes", "2,4"),
+        *("--ablation-batch-size", "2"),
+    )
     greedy, seed = report["presets"]
     assert [row["candidate"] for row in greedy["candidates"]] == [
         "batched 2",
@@ -60,22 +58,19 @@ def test_bench_predict_runs_every_candidate(tmp_path: Path):
 
 
 def test_bench_predict_measures_the_ablation_size_when_not_listed(tmp_path: Path):
-    output = tmp_path / "bench.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            *("--texts", "2", "--presets", "greedy", "--batch-sizes", "2"),
-            *("--ablation-batch-size", "1", "--threads", "1", "--repeats", "1"),
-            *("--json", str(output)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=REPO_ROOT,
+    report = _bench(
+        tmp_path,
+        *(
+            "--texts",
+            "2",
+            "--presets",
+            "greedy",
+            "--batch-sizes",
+            "2",
+            "--ablation-batch-size",
+            "1",
+        ),
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    report = json.loads(output.read_text(encoding="utf-8"))
     labels = [row["candidate"] for row in report["presets"][0]["candidates"]]
     assert labels[:2] == ["batched 2", "batched 1"]
     assert "batched 1, unsorted" in labels
