@@ -275,3 +275,35 @@ def test_wandb_gets_the_adapter_as_an_artifact_and_the_predictions_as_a_table(
     content = json.loads(table.read_text(encoding="utf-8"))
     assert content["columns"] == ["id", "category", "prediction", "reference"]
     assert len(content["data"]) == record["data"]["examples"]["test"]
+
+
+def test_loraplus_gives_lora_b_a_higher_learning_rate(compose_train, tmp_path):
+    from kosum.training.config_checks import stand_in_model
+    from kosum.training.optimizers import build_optimizer
+
+    cfg = compose_train(tmp_path, "experiment=smoke", "optim=loraplus", "optim.loraplus_lr_ratio=8")
+    check_config(cfg)
+    model = stand_in_model(width=8, rank=2)
+    optimizer = build_optimizer(instantiate(cfg.optim), model)
+    lr_of = {
+        id(parameter): group["lr"]
+        for group in optimizer.param_groups
+        for parameter in group["params"]
+    }
+    for name, parameter in model.named_parameters():
+        if "lora_A" in name:
+            assert lr_of[id(parameter)] == pytest.approx(cfg.optim.lr)
+        if "lora_B" in name:
+            assert lr_of[id(parameter)] == pytest.approx(8 * cfg.optim.lr)
+
+
+@pytest.mark.slow
+def test_a_loraplus_run_trains_and_records_its_optimiser(run_cli, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "kosum.cli.train", "experiment=smoke", "optim=loraplus", f"hydra.run.dir={run_dir}"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert record["status"] == "completed"
+    assert record["config"]["optim"]["_target_"] == "kosum.training.optimizers.loraplus"

@@ -30,6 +30,7 @@ from kosum.methods.factory import as_method
 from kosum.methods.peft_method import MERGEABLE
 from kosum.metrics.rouge import ROUGE_KEYS
 from kosum.training.budget import check_budget
+from kosum.training.optimizers import build_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,23 @@ def build_method(cfg: DictConfig) -> Method:
 
 def _check_optimizer(cfg: DictConfig) -> torch.optim.Optimizer:
     """The optimiser is built in `configure_optimizers`, after the data and model are loaded:
-    build it here on one dummy parameter, so a wrong argument fails now, naming `optim`."""
+    build it here on a stand-in (one LoRA layer), so a wrong argument fails now, naming
+    `optim`."""
     try:
-        return instantiate(cfg.optim)([torch.nn.Parameter(torch.zeros(1))])
+        return build_optimizer(instantiate(cfg.optim), stand_in_model())
     except Exception as error:  # any failure to build it is the config's
         settings = OmegaConf.to_container(cfg.optim, resolve=True)
         raise ConfigError(f"optim {settings}: {error.__cause__ or error}") from None
+
+
+def stand_in_model(width: int = 4, rank: int = 2) -> torch.nn.Module:
+    """A one-layer PEFT LoRA model: what any optimiser factory of `conf/optim/` can be built
+    on (LoRA+ needs LoRA's A and B matrices)."""
+    import peft
+
+    layer = torch.nn.Sequential()
+    layer.add_module("proj", torch.nn.Linear(width, width))
+    return peft.get_peft_model(layer, peft.LoraConfig(r=rank, target_modules=["proj"]))
 
 
 def _check_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> None:

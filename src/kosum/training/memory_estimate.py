@@ -27,6 +27,8 @@ from omegaconf import DictConfig
 
 from kosum.methods.factory import as_method
 from kosum.models.backbone import model_skeleton
+from kosum.training.config_checks import stand_in_model
+from kosum.training.optimizers import build_optimizer
 
 MIB = 2**20
 BACKWARD_FACTOR = 1.3
@@ -129,10 +131,13 @@ def saved_activation_bytes(
 
 def optimizer_states_per_parameter(cfg: DictConfig) -> float:
     """fp32 values the run's optimiser keeps per trained parameter (AdamW: 2), found by taking
-    one step on a small matrix: any optimiser `optim` names is measured, not looked up."""
-    matrix = torch.nn.Parameter(torch.zeros(64, 64))
-    matrix.grad = torch.ones_like(matrix)
-    optimizer = instantiate(cfg.optim)([matrix])
+    one step on a stand-in whose trained matrices are 64 x 64: any optimiser `optim` names is
+    measured, not looked up."""
+    model = stand_in_model(width=64, rank=64)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    for parameter in trained:
+        parameter.grad = torch.ones_like(parameter)
+    optimizer = build_optimizer(instantiate(cfg.optim), model)
     optimizer.step()
     stored = sum(
         value.numel()
@@ -140,4 +145,4 @@ def optimizer_states_per_parameter(cfg: DictConfig) -> float:
         for value in state.values()
         if isinstance(value, torch.Tensor) and value.numel() > 1
     )
-    return stored / matrix.numel()
+    return stored / sum(p.numel() for p in trained)

@@ -26,6 +26,7 @@ from kosum.inference.batched import fast_generation, generate_ids
 from kosum.inference.patching import generation_model
 from kosum.methods.base import Method
 from kosum.metrics import compute_rouge
+from kosum.training.optimizers import build_optimizer
 from kosum.training.run_identity import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,7 @@ class SummarizationModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None or self.scheduler_settings is None:
             raise RuntimeError("this module was built for evaluation only (no optimizer)")
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(parameters)
+        optimizer = build_optimizer(self.optimizer_factory, self.model)
         total_steps = int(self.trainer.estimated_stepping_batches)
         settings = self.scheduler_settings
         warmup = settings.warmup_steps or int((settings.warmup_ratio or 0.0) * total_steps)
