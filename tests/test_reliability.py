@@ -97,3 +97,47 @@ def test_planted_secrets_reach_no_file_kosum_writes(run_cli, tmp_path: Path, mon
         content = path.read_bytes()
         for name, value in SECRETS.items():
             assert value.encode() not in content, f"{name} leaked into {path}"
+
+
+def test_a_model_folder_of_pickles_is_refused_unless_allowed(tmp_path: Path):
+    from kosum.errors import InputError
+    from kosum.models.backbone import load_pretrained
+    from tiny_models import tiny_t5
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    tiny_t5(64).save_pretrained(folder)  # transformers 5 writes safetensors only: convert
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(InputError, match=r"pickles only \(pytorch_model.bin\).*allow_pickle=true"):
+        load_pretrained(str(folder))
+    assert load_pretrained(str(folder), allow_pickle=True).config.vocab_size == 64
+
+
+@pytest.mark.slow
+def test_a_pickled_adapter_in_a_run_folder_is_refused_unless_allowed(run_cli, tmp_path: Path):
+    import torch
+    from safetensors.torch import load_file
+
+    run_dir = tmp_path / "run"
+    trained = run_cli("kosum.cli.train", "experiment=smoke", f"hydra.run.dir={run_dir}")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    adapter = run_dir / "adapter"
+    weights = load_file(adapter / "adapter_model.safetensors")
+    torch.save(weights, adapter / "adapter_model.bin")  # as someone else's folder might hold it
+    (adapter / "adapter_model.safetensors").unlink()
+    refused = run_cli("kosum.cli.evaluate", f"run={run_dir}", f"hydra.run.dir={tmp_path / 'a'}")
+    assert refused.returncode == 2
+    assert "pickles only (adapter_model.bin)" in refused.stderr.strip().splitlines()[-1]
+    allowed = run_cli(
+        "kosum.cli.evaluate",
+        f"run={run_dir}",
+        "allow_pickle=true",
+        f"hydra.run.dir={tmp_path / 'b'}",
+    )
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    evaluated = json.loads((tmp_path / "b" / "results.json").read_text(encoding="utf-8"))
+    assert evaluated["metrics"]["loss"] == record["metrics"]["loss"]

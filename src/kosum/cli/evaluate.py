@@ -93,7 +93,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
     cfg = evaluation_config(cfg)
     stage = "val" if cfg.split == "val" else "test"  # split=all evaluates as the test stage
     L.seed_everything(cfg.seed, workers=True)
-    model, tokenizer = load_trained(cfg.run, cfg.base_model)
+    model, tokenizer = load_trained(cfg.run, cfg.base_model, cfg.allow_pickle)
     datamodule = build_datamodule(cfg)
     datamodule.set_tokenizer(tokenizer)
     datamodule.setup()

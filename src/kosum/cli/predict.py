@@ -81,7 +81,7 @@ def load_for_prediction(cfg: DictConfig) -> tuple[torch.nn.Module, PreTrainedTok
         raise InputError("choose exactly one of run=<run dir or adapter> and model=<config>")
     try:
         if cfg.run is not None:
-            model, tokenizer = load_trained(cfg.run, cfg.base_model)
+            model, tokenizer = load_trained(cfg.run, cfg.base_model, cfg.allow_pickle)
         else:
             spec: ModelSpec = instantiate(cfg.model)
             if spec.is_random_init:

@@ -46,6 +46,9 @@ class ModelSpec:
     tokenizer_vocab_size: int = 4000
     revision: str | None = None
     trust_remote_code: bool = False
+    # Weights that exist only as pickles (pytorch_model.bin) are refused unless this is set
+    # (then read with weights-only unpickling): safetensors cannot run code, pickles can.
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         if (self.name_or_path is None) == (self.init_config is None):
@@ -97,15 +100,54 @@ def load_model(spec: ModelSpec, tokenizer: PreTrainedTokenizerBase) -> PreTraine
                 f"run's tokenizer ({len(tokenizer)} tokens)"
             )
         return T5ForConditionalGeneration(T5Config(**settings))
+    return load_pretrained(
+        spec.name_or_path,
+        revision=spec.revision,
+        trust_remote_code=spec.trust_remote_code,
+        allow_pickle=spec.allow_pickle,
+    )
+
+
+PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle"})
+
+
+def refuse_pickled(folder: str | Path, allow_pickle: bool) -> None:
+    """Refuse a local folder whose weights exist only as pickles, unless `allow_pickle`."""
+    folder = Path(folder)
+    if allow_pickle or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(path.name for path in folder.iterdir() if path.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise InputError(
+            f"{folder}: its weights are pickles only ({', '.join(pickled)}), which can run code "
+            "when loaded; kosum loads safetensors. If you trust them: allow_pickle=true "
+            "(model.allow_pickle=true for kosum-train), read with weights-only unpickling"
+        )
+
+
+def load_pretrained(
+    name_or_path: str,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> PreTrainedModel:
+    """`from_pretrained` in fp32, safetensors only unless `allow_pickle` (a local folder of
+    pickles is refused naming them; a hub model without safetensors fails to load)."""
+    refuse_pickled(name_or_path, allow_pickle)
     try:
         return AutoModelForSeq2SeqLM.from_pretrained(
-            spec.name_or_path,
-            revision=spec.revision,
-            trust_remote_code=spec.trust_remote_code,
+            name_or_path,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
             dtype=torch.float32,
+            use_safetensors=None if allow_pickle else True,
         )
     except OSError as error:
-        raise OSError(_not_found_message("model", spec.name_or_path)) from error
+        hint = (
+            "" if allow_pickle else " (or it has no safetensors weights: model.allow_pickle=true)"
+        )
+        raise OSError(_not_found_message("model", name_or_path) + hint) from error
 
 
 def model_skeleton(spec: ModelSpec) -> PreTrainedModel:

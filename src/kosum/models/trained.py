@@ -18,7 +18,7 @@ import torch
 import yaml
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from kosum.config import config_dir
 from kosum.errors import InputError
@@ -29,7 +29,7 @@ from kosum.methods.factory import (
     is_adapter_folder,
     load_adapter,
 )
-from kosum.models.backbone import ModelSpec, load_model
+from kosum.models.backbone import ModelSpec, load_model, load_pretrained, refuse_pickled
 from kosum.training.run_record import recorded_status
 
 log = logging.getLogger(__name__)
@@ -42,21 +42,23 @@ RUN_CONFIG = "resolved_config.yaml"
 
 
 def load_trained(
-    run_or_adapter: str | Path, base_name_or_path: str | None = None
+    run_or_adapter: str | Path, base_name_or_path: str | None = None, allow_pickle: bool = False
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """Load a run directory, or an adapter/model folder directly, ready for generation.
 
-    `base_name_or_path` overrides the base model recorded in the adapter config.
+    `base_name_or_path` overrides the base model recorded in the adapter config. Weights that
+    exist only as pickles are refused unless `allow_pickle` (the caller's choice: a run
+    folder's own config never allows them).
     """
     path = Path(run_or_adapter)
     for candidate in (path / ADAPTER_DIR, path / FULL_MODEL_DIR, path):
         if is_adapter_folder(candidate):
-            return _load_adapter(candidate, base_name_or_path), AutoTokenizer.from_pretrained(
-                candidate
-            )
+            refuse_pickled(candidate, allow_pickle)
+            model = _load_adapter(candidate, base_name_or_path, allow_pickle)
+            return model, AutoTokenizer.from_pretrained(candidate)
         if (candidate / "config.json").exists():
-            return _load_full_model(candidate)
-    zero_shot = _zero_shot_base(path)
+            return _load_full_model(candidate, allow_pickle)
+    zero_shot = _zero_shot_base(path, allow_pickle)
     if zero_shot is not None:
         return zero_shot
     raise FileNotFoundError(
@@ -66,9 +68,11 @@ def load_trained(
     )
 
 
-def _load_full_model(folder: Path) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+def _load_full_model(
+    folder: Path, allow_pickle: bool
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """A whole model saved with `save_pretrained` (weights, config, tokenizer) in `folder`."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(folder, dtype=torch.float32)
+    model = load_pretrained(str(folder), allow_pickle=allow_pickle)
     return model.eval(), AutoTokenizer.from_pretrained(folder)
 
 
@@ -161,7 +165,7 @@ def _trains(config: DictConfig) -> bool:
 
 
 def _zero_shot_base(
-    run_dir: Path,
+    run_dir: Path, allow_pickle: bool
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase] | None:
     """A zero-shot run (`peft=none`) saves no weights: its base model, as the run loaded it
     (the saved random-init `base_model/`, else the recorded `model` config). None for any
@@ -174,16 +178,19 @@ def _zero_shot_base(
         return None
     saved_base = run_dir / BASE_MODEL_DIR
     if (saved_base / "config.json").exists():
-        return _load_full_model(saved_base)
+        return _load_full_model(saved_base, allow_pickle)
     spec: ModelSpec = instantiate(kosum_node(config, "model", str(config_file)))
     if spec.is_random_init:  # its weights were in base_model/: new random ones are not them
         return None
     spec.trust_remote_code = False  # never run code a run folder points to
+    spec.allow_pickle = allow_pickle  # nor load its pickles unless the caller allows them
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     return load_model(spec, tokenizer).eval(), tokenizer
 
 
-def _load_adapter(adapter_dir: Path, base_name_or_path: str | None) -> torch.nn.Module:
+def _load_adapter(
+    adapter_dir: Path, base_name_or_path: str | None, allow_pickle: bool
+) -> torch.nn.Module:
     local_base = adapter_dir.parent / BASE_MODEL_DIR
     revision = None  # a base given by the caller is loaded as given
     if base_name_or_path is None:
@@ -196,7 +203,5 @@ def _load_adapter(adapter_dir: Path, base_name_or_path: str | None) -> torch.nn.
             f"{adapter_dir}: the adapter names no base model and {local_base} does not exist; "
             "pass the base model's name or path"
         )
-    base = AutoModelForSeq2SeqLM.from_pretrained(
-        base_name_or_path, revision=revision, dtype=torch.float32
-    )
+    base = load_pretrained(base_name_or_path, revision=revision, allow_pickle=allow_pickle)
     return load_adapter(adapter_dir, base).eval()
