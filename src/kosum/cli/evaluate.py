@@ -48,18 +48,18 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     if OmegaConf.is_missing(cfg, "run"):
         raise InputError("run=<run dir, or its adapter/ or model/ folder> is required")
     run = Path(cfg.run)
-    merged = OmegaConf.to_container(cfg, resolve=True)
     trained = run_config(run)  # the run's, also for an adapter/ or model/ folder inside it
+    if cfg.get("seed") is None:  # before resolving: data.loader.seed follows it
+        seed = trained.get("seed") if trained is not None else None
+        # the run's, so sampling draws as the run's test did
+        cfg.seed = seed if isinstance(seed, int) else DEFAULT_SEED
+    merged = OmegaConf.to_container(cfg, resolve=True)
     if trained is not None:
         if merged.get("data") is not None:
             _keep_the_runs_lengths(merged["data"], trained)
         for key in OVERRIDABLE:
             if merged.get(key) is None and trained.get(key) is not None:
                 merged[key] = kosum_node(trained, key, f"{run}: {RUN_CONFIG}")
-        if merged.get("seed") is None and isinstance(trained.get("seed"), int):
-            merged["seed"] = trained["seed"]  # so sampling draws as the run's test did
-    if merged.get("seed") is None:
-        merged["seed"] = DEFAULT_SEED
     missing = [key for key in OVERRIDABLE if merged.get(key) is None]
     if missing:
         raise InputError(
