@@ -100,12 +100,12 @@ def test_planted_secrets_reach_no_file_kosum_writes(run_cli, tmp_path: Path, mon
 
 
 def test_a_model_folder_of_pickles_is_refused_unless_allowed(tmp_path: Path):
+    import torch
+    from safetensors.torch import load_file
+
     from kosum.errors import InputError
     from kosum.models.backbone import load_pretrained
     from tiny_models import tiny_t5
-
-    import torch
-    from safetensors.torch import load_file
 
     folder = tmp_path / "pickled"
     tiny_t5(64).save_pretrained(folder)  # transformers 5 writes safetensors only: convert
@@ -141,3 +141,34 @@ def test_a_pickled_adapter_in_a_run_folder_is_refused_unless_allowed(run_cli, tm
     record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     evaluated = json.loads((tmp_path / "b" / "results.json").read_text(encoding="utf-8"))
     assert evaluated["metrics"]["loss"] == record["metrics"]["loss"]
+
+
+PEFT_CONFIGS = sorted(path.stem for path in (REPO_ROOT / "conf" / "peft").glob("*.yaml"))
+
+
+@pytest.mark.slow
+def test_every_method_gives_bit_identical_numbers_in_two_fresh_processes(run_cli, tmp_path):
+    """Each process runs every conf/peft/ method (one epoch of the smoke experiment) as a
+    multirun; job by job, the two processes' metrics and predictions are identical."""
+    for sweep in ("first", "second"):
+        result = run_cli(
+            "kosum.cli.train",
+            "--multirun",
+            "experiment=smoke",
+            "trainer.max_epochs=1",
+            f"peft={','.join(PEFT_CONFIGS)}",
+            f"hydra.sweep.dir={tmp_path / sweep}",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    for job, method in enumerate(PEFT_CONFIGS):
+        first, second = (tmp_path / sweep / str(job) for sweep in ("first", "second"))
+        records = [
+            json.loads((run / "results.json").read_text(encoding="utf-8"))
+            for run in (first, second)
+        ]
+        assert records[0]["status"] == "completed", (method, records[0].get("error"))
+        assert records[0]["method"] == method
+        assert records[0]["metrics"] == records[1]["metrics"], method
+        assert (first / "predictions.jsonl").read_bytes() == (
+            second / "predictions.jsonl"
+        ).read_bytes()
