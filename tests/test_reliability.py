@@ -172,3 +172,50 @@ def test_every_method_gives_bit_identical_numbers_in_two_fresh_processes(run_cli
         assert (first / "predictions.jsonl").read_bytes() == (
             second / "predictions.jsonl"
         ).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_run_killed_again_and_again_at_random_moments_ends_as_if_never_killed(
+    run_cli, cache_dir, tmp_path: Path
+):
+    """SIGKILL at seeded random moments after the first checkpoint (inside training steps,
+    validation, checkpoint writes: wherever they fall), three times, each session resumed
+    with resume=auto: the run ends with the uninterrupted run's metrics and predictions, and
+    no half-written checkpoint is ever resumed from."""
+    import random
+    import signal
+    import time
+
+    args = ["trainer.max_epochs=3", "callbacks.last_checkpoint.every_n_train_steps=1"]
+    args += ["optim.lr=1e-2", "resume=auto"]
+    reference = run_cli(
+        "kosum.cli.train", "experiment=smoke", *args, f"hydra.run.dir={tmp_path / 'reference'}"
+    )
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    run_dir = tmp_path / "killed"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    moments = random.Random(7)
+    kills = 0
+    for _ in range(3):
+        process = _start_train(cache_dir, run_dir, *args)
+        seen = last.stat().st_mtime_ns if last.exists() else None
+        deadline = time.monotonic() + 300
+        while process.poll() is None and time.monotonic() < deadline:
+            if last.exists() and last.stat().st_mtime_ns != seen:  # this session checkpointed
+                break
+            time.sleep(0.02)
+        time.sleep(moments.uniform(0.0, 1.5))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait()
+    assert kills >= 2, "the run finished before it could be killed"
+    final = _start_train(cache_dir, run_dir, *args)
+    assert final.wait() == 0, final.stderr.read()
+    expected = json.loads((tmp_path / "reference" / "results.json").read_text(encoding="utf-8"))
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert record["status"] == "completed"
+    assert record["metrics"] == expected["metrics"]
+    assert (run_dir / "predictions.jsonl").read_bytes() == (
+        tmp_path / "reference" / "predictions.jsonl"
+    ).read_bytes()
