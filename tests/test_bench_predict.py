@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "scripts" / "bench_predict.py"
 
@@ -57,6 +59,7 @@ def test_bench_predict_runs_every_candidate(tmp_path: Path):
     assert stock_top_k["same_as_batched_2"] == 4
 
 
+@pytest.mark.slow
 def test_bench_predict_measures_the_ablation_size_when_not_listed(tmp_path: Path):
     report = _bench(
         tmp_path,

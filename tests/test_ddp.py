@@ -100,6 +100,7 @@ def test_fsdp_is_refused_for_an_adapter_and_accepted_for_full_fine_tuning():
     check_launch(trainer, FullFineTuning())
 
 
+@pytest.mark.slow
 def test_fsdp_on_cpu_is_refused_in_one_line(run_cli, tmp_path: Path):
     result = run_cli(
         "kosum.cli.train",

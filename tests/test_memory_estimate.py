@@ -117,6 +117,7 @@ def test_the_estimate_is_within_20_percent_of_the_measured_peak(shape: str):
     assert abs(estimate - peak) <= 0.2 * peak, (estimate, peak)
 
 
+@pytest.mark.slow
 def test_kosum_estimate_prints_the_parts_and_whether_it_fits(run_cli, tmp_path: Path):
     result = run_cli(
         "kosum.cli.estimate",

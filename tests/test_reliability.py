@@ -14,6 +14,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_at_its_step_and_records_why(run_cli, tmp_path: Path):
     run_dir = tmp_path / "run"
     result = run_cli(

@@ -185,6 +185,7 @@ def test_a_sweep_over_training_categories_is_one_paired_comparison(run_cli, tmp_
     assert (tmp_path / "report" / "category_matrix.png").stat().st_size > 0  # the heat map
 
 
+@pytest.mark.slow
 def test_kosum_train_help_is_kosums_usage_with_every_group(run_cli):
     result = run_cli("kosum.cli.train", "--help")
     assert result.returncode == 0
@@ -231,6 +232,7 @@ def test_the_seed_recipe_runs_end_to_end_and_its_sampled_test_reproduces(run_cli
     assert (tmp_path / "e" / "predictions.jsonl").read_text(encoding="utf-8") == predictions
 
 
+@pytest.mark.slow
 def test_the_adapter_folder_has_a_model_card_from_the_runs_records(run_cli, tmp_path: Path):
     import yaml
 
