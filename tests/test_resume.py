@@ -114,7 +114,12 @@ LIMIT = 3  # trainer.limit_train_batches: epochs of 3 batches
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "saved",
-    ["mid-epoch", "after the last batch", "at the epoch's end", "at a limited epoch's end"],
+    [
+        "mid-epoch",
+        "before the epoch's validation",
+        "at the epoch's end",
+        "at a limited epoch's end",
+    ],
 )
 def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_path, saved):
     """A run resumed from a checkpoint written in epoch 1 trains on the batches the
@@ -122,13 +127,15 @@ def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_pa
     uninterrupted run's own (every one is kept), copied into a fresh run folder as its
     last.ckpt: what a run killed right after writing it leaves behind. Checkpoints after a
     training step (`every_n_train_steps`) and at the end of an epoch (the default) differ in
-    Lightning's loop state; with `limit_train_batches` an epoch ends before its data does."""
+    Lightning's loop state; with `limit_train_batches` an epoch ends before its data does. No
+    step checkpoint is written after an epoch's last batch (Lightning would resume it past the
+    epoch's validation): a run killed in validation resumes from the step before."""
     settings = [
         "trainer.max_epochs=3",
         "callbacks.last_checkpoint.filename='{step}'",
         "callbacks.last_checkpoint.save_top_k=-1",
         "callbacks.last_checkpoint.every_n_train_steps="
-        + ("1" if saved in ("mid-epoch", "after the last batch") else "null"),
+        + ("1" if saved in ("mid-epoch", "before the epoch's validation") else "null"),
     ]
     if saved == "at a limited epoch's end":
         settings.append(f"+trainer.limit_train_batches={LIMIT}")
@@ -143,7 +150,12 @@ def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_pa
     )
     reference_losses = _train_losses(reference_dir)
     assert len(reference_losses) == 3 * steps_per_epoch
-    step = steps_per_epoch + 2 if saved == "mid-epoch" else 2 * steps_per_epoch
+    step = {
+        "mid-epoch": steps_per_epoch + 2,
+        "before the epoch's validation": 2 * steps_per_epoch - 1,
+    }.get(saved, 2 * steps_per_epoch)
+    if saved == "before the epoch's validation":
+        assert not (reference_dir / "checkpoints" / f"step={2 * steps_per_epoch}.ckpt").exists()
     run_dir = tmp_path / "resumed"
     (run_dir / "checkpoints").mkdir(parents=True)
     shutil.copy(
@@ -153,6 +165,34 @@ def test_a_resume_in_a_later_epoch_trains_on_that_epochs_batches(run_cli, tmp_pa
     resumed_losses = _train_losses(run_dir)
     assert sorted(resumed_losses) == list(range(step, 3 * steps_per_epoch))
     assert resumed_losses == {s: reference_losses[s] for s in resumed_losses}
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_a_validation_resumes_into_it(run_cli, tmp_path):
+    """Killed while validating epoch 0: its last checkpoint is the step before the epoch's last
+    batch, so the resumed run retrains that batch, validates epoch 0 and chooses its best
+    checkpoint on the same validations as the uninterrupted run: the same metrics. (A
+    checkpoint after the last batch was resumed past the validation and tested other weights.)"""
+    settings = [
+        "trainer.max_epochs=3",
+        "callbacks.last_checkpoint.filename='{step}'",
+        "callbacks.last_checkpoint.save_top_k=-1",
+        "callbacks.last_checkpoint.every_n_train_steps=1",
+    ]
+    reference = _train(run_cli, tmp_path / "uninterrupted", *settings)
+    batch_size = reference["config"]["data"]["batch_size"]
+    steps_per_epoch = math.ceil(reference["data"]["examples"]["train"] / batch_size)
+    checkpoints = tmp_path / "uninterrupted" / "checkpoints"
+    assert not (checkpoints / f"step={steps_per_epoch}.ckpt").exists()
+    run_dir = tmp_path / "killed"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    last_written = checkpoints / f"step={steps_per_epoch - 1}.ckpt"
+    shutil.copy(last_written, run_dir / "checkpoints" / "last.ckpt")
+    resumed = _train(run_cli, run_dir, *settings, "resume=auto")
+    assert resumed["metrics"] == reference["metrics"]
+    with (run_dir / "metrics.csv").open(encoding="utf-8") as handle:
+        validated = [row["epoch"] for row in csv.DictReader(handle) if row["val/rougeL"]]
+    assert validated == ["0", "1", "2"]
 
 
 def test_wall_clock_adds_the_sessions_before_a_resume():

@@ -6,6 +6,11 @@ was copied before resuming it), Lightning cannot tell a moved folder from an unr
 drops the best score and paths: the resumed run then keeps whatever validates next as "best"
 and tests those weights. Here the recorded paths are mapped to the same names in the current
 folder when the recorded best file is there too, i.e. when the folder moved as a whole.
+
+It also writes no step checkpoint (`every_n_train_steps`) after an epoch's last batch: Lightning
+resumes such a checkpoint past that epoch's validation (the epoch's batches are done, so it
+moves on), and the best checkpoint is then chosen without that validation. A run killed during
+validation resumes from the step before instead: it retrains that last batch and validates.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ class RelocatableModelCheckpoint(ModelCheckpoint):
         checkpoints written with the plain `ModelCheckpoint` (before kosum used this class)
         keep resuming with their best checkpoint."""
         return f"{ModelCheckpoint.__qualname__}{kwargs!r}"
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._every_n_train_steps and batch_idx + 1 >= trainer.num_training_batches:
+            return  # after the epoch's last batch: see the module's docstring
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         recorded = state_dict.get("dirpath")
