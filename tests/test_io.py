@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import kosum.io as kosum_io
+from kosum.errors import WriteFailed
 from kosum.io import atomic_directory, atomic_open
 
 
@@ -47,3 +48,39 @@ def test_atomic_directory_replaces_a_folder_only_once_complete(tmp_path: Path):
         (staging / "config.json").write_text('{"v": 2}', encoding="utf-8")
     assert [p.name for p in target.iterdir()] == ["config.json"]  # the old files went with it
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]  # no staging or old folder left
+
+
+def test_a_full_disk_is_reported_naming_the_file_and_what_is_left(tmp_path: Path):
+    import errno
+    import os
+
+    target = tmp_path / "predictions.jsonl"
+    target.write_text("old\n", encoding="utf-8")
+    with pytest.raises(WriteFailed) as refused, atomic_open(target) as handle:
+        handle.write("new\n")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert str(refused.value) == (
+        f"cannot write {target}: No space left on device; "
+        "the previous predictions.jsonl is left as it was"
+    )
+    assert target.read_text(encoding="utf-8") == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.jsonl"]
+
+    # safetensors (Rust) reports an I/O error as its own exception, with the OS error's number
+    from safetensors import SafetensorError
+
+    refused = pytest.raises(WriteFailed, match="adapter: No space left on device; nothing was")
+    with refused, atomic_directory(tmp_path / "adapter"):
+        raise SafetensorError("I/O error: No space left on device (os error 28)")
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.jsonl"]
+
+
+def test_an_error_reading_another_file_is_not_blamed_on_the_write(tmp_path: Path):
+    """A permission error on a file the caller reads while writing keeps its own message."""
+    import errno
+    import os
+
+    elsewhere = tmp_path / "inputs" / "data.csv"
+    with pytest.raises(PermissionError) as raised, atomic_open(tmp_path / "out.json"):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(elsewhere))
+    assert raised.value.filename == str(elsewhere)

@@ -478,6 +478,7 @@ def test_predict_refuses_ambiguous_model_choice(
     for paths, message in (
         ([f"output={input_csv}"], "is the input file; write elsewhere"),
         ([f"output={tmp_path}"], "is a folder; give a file path"),
+        ([f"output={input_csv}/o.csv"], f"cannot be written \\({input_csv} is not a folder"),
         ([output, f"timings={tmp_path / 'o.csv'}"], "output and timings are the same file"),
     ):
         with pytest.raises(InputError, match=message):

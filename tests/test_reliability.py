@@ -220,3 +220,171 @@ def test_a_run_killed_again_and_again_at_random_moments_ends_as_if_never_killed(
     assert (run_dir / "predictions.jsonl").read_bytes() == (
         tmp_path / "reference" / "predictions.jsonl"
     ).read_bytes()
+
+
+def _inject(cache_dir: Path, fault: str, argument: str, module: str, *args: str):
+    """`module` run with one fault (see tests/fault_injection.py) in a process of its own."""
+    env = {**os.environ, "KOSUM_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"}
+    command = [sys.executable, str(REPO_ROOT / "tests" / "fault_injection.py"), fault, argument]
+    return subprocess.run(
+        [*command, module, *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old"))]
+
+
+@pytest.mark.slow
+def test_a_kill_inside_a_checkpoint_write_resumes_from_the_previous_checkpoint(
+    run_cli, cache_dir, tmp_path: Path
+):
+    """SIGKILL with a checkpoint half-written: last.ckpt is still the previous, complete one;
+    resume=auto removes the cut-off file, resumes from last.ckpt and ends with the metrics and
+    predictions of a run never killed."""
+    from kosum.training.checkpoint_io import SafetensorsCheckpointIO
+
+    args = ["trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=1"]
+    args += ["optim.lr=1e-2", "resume=auto"]
+    reference = tmp_path / "reference"
+    completed = run_cli("kosum.cli.train", "experiment=smoke", *args, f"hydra.run.dir={reference}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    run_dir = tmp_path / "killed"
+    run = ["experiment=smoke", *args, f"hydra.run.dir={run_dir}"]
+    killed = _inject(cache_dir, "kill-in-write", "3", "kosum.cli.train", *run)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    checkpoints = run_dir / "checkpoints"
+    step = SafetensorsCheckpointIO().load_checkpoint(checkpoints / "last.ckpt")["global_step"]
+    assert step == 2  # the second write's, whole
+    [cut_off] = list(checkpoints.glob(".last.ckpt.*.tmp"))  # the write the kill stopped
+
+    resumed = run_cli("kosum.cli.train", *run)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "a checkpoint write cut short" in resumed.stdout + resumed.stderr
+    assert not cut_off.exists()
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    expected = json.loads((reference / "results.json").read_text(encoding="utf-8"))
+    assert record["metrics"] == expected["metrics"]
+    assert (run_dir / "predictions.jsonl").read_bytes() == (
+        reference / "predictions.jsonl"
+    ).read_bytes()
+
+
+@pytest.mark.slow
+def test_a_full_disk_mid_run_names_the_file_and_leaves_the_previous_files_intact(
+    run_cli, cache_dir, tmp_path: Path
+):
+    """A write the disk refuses fails the command in one line naming the file; whatever was
+    there before (an earlier evaluation's predictions, a report) is left whole; nothing
+    half-written or staged is left behind."""
+    trained = tmp_path / "run"
+    completed = run_cli("kosum.cli.train", "experiment=smoke", f"hydra.run.dir={trained}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    # A checkpoint: the run fails at its first checkpoint and records why.
+    run_dir = tmp_path / "checkpoint_refused"
+    failed = _inject(
+        cache_dir, "full-disk", "last.ckpt", "kosum.cli.train", "experiment=smoke",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"kosum-train: error: cannot write {last}: No space left on device; nothing was "
+        f"written (recorded in {run_dir}/results.json)"
+    )
+    record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert record["status"] == "failed" and "WriteFailed" in record["error"]
+    assert not _leftovers(run_dir)
+
+    # Predictions of a second evaluation into the same folder: the first one's stay.
+    evaluated = tmp_path / "eval"
+    first = run_cli("kosum.cli.evaluate", f"run={trained}", f"hydra.run.dir={evaluated}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {p.name: p.read_bytes() for p in evaluated.iterdir() if p.is_file()}
+    again = _inject(
+        cache_dir, "full-disk", "predictions.jsonl", "kosum.cli.evaluate", f"run={trained}",
+        f"hydra.run.dir={evaluated}",
+    )  # fmt: skip
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert (
+        again.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"kosum-eval: error: cannot write {evaluated / 'predictions.jsonl'}: No space left on "
+            "device; the previous predictions.jsonl is left as it was"
+        )
+    )
+    assert (evaluated / "predictions.jsonl").read_bytes() == before["predictions.jsonl"]
+    assert not _leftovers(evaluated)
+
+    # A report written again over an earlier one.
+    report = tmp_path / "report"
+    assert run_cli("kosum.cli.report", str(trained), "--out", str(report)).returncode == 0
+    before = {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()}
+    again = _inject(
+        cache_dir, "full-disk", "results.csv", "kosum.cli.report", str(trained), "--out",
+        str(report),
+    )  # fmt: skip
+    assert again.returncode == 2, again.stderr[-3000:]
+    assert again.stderr.strip().splitlines()[-1] == (
+        f"kosum-report: error: cannot write {report / 'results.csv'}: No space left on "
+        "device; the previous results.csv is left as it was"
+    )
+    assert {p.name: p.read_bytes() for p in report.iterdir() if p.is_file()} == before
+    assert not _leftovers(report)
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write to: a read-only mount when running as root (who
+    ignores file modes), else a folder without write permission."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        return folder
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"running as root without a way to mount a read-only folder: {mounted}")
+    return folder
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path):
+    folder = _read_only_folder(tmp_path)
+    yield folder
+    if os.geteuid() == 0:
+        subprocess.run(["umount", str(folder)], check=True)
+    else:
+        folder.chmod(0o755)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("module", "args", "key"),
+    [
+        ("kosum.cli.train", ["experiment=smoke"], "hydra.run.dir"),
+        ("kosum.cli.train", ["--multirun", "experiment=smoke", "seed=1,2"], "hydra.sweep.dir"),
+        ("kosum.cli.evaluate", ["run=nowhere"], "hydra.run.dir"),
+    ],
+)
+def test_a_read_only_output_folder_is_refused_before_anything_runs(
+    run_cli, read_only_folder: Path, module: str, args: list[str], key: str
+):
+    output = read_only_folder / "run"
+    result = run_cli(module, *args, f"{key}={output}")
+    assert result.returncode == 2, result.stderr[-3000:]
+    program = "kosum-eval" if module.endswith("evaluate") else "kosum-train"
+    assert result.stderr.strip().splitlines() == [
+        f"{program}: error: cannot write the output folder {output} ({read_only_folder}: "
+        f"{os.strerror(30 if os.geteuid() == 0 else 13)}); choose a writable one with "
+        f"{key}=<folder>"
+    ]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra.errors import InstantiationException
 from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
@@ -22,6 +26,39 @@ class TrainingDiverged(RuntimeError):
     """Training stopped because its loss stopped being a number (reported in one line)."""
 
 
+# What a write meets on a full disk, a read-only mount or a folder of someone else's.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES})
+
+
+class WriteFailed(RuntimeError):
+    """A file kosum writes could not be written (full disk, read-only or foreign folder); the
+    message names the file and says what is left there (reported in one line)."""
+
+
+# How writers in Rust (safetensors, tokenizers) report an I/O error: not as an OSError.
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def write_failed(error: BaseException, target: Path, existed: bool) -> WriteFailed | None:
+    """`error` as a `WriteFailed` naming `target` when it is the environment refusing a write
+    (see `WRITE_ERRNOS`); None for anything else, which keeps its own traceback."""
+    if isinstance(error, OSError):
+        number, reason, filename = error.errno, error.strerror, error.filename
+    elif match := _RUST_OS_ERROR.search(str(error)):
+        number, filename = int(match.group(1)), None
+        reason = os.strerror(number)
+    else:
+        return None
+    if number not in WRITE_ERRNOS:
+        return None
+    if filename is not None:  # not a file reached through `target` (read by the caller)
+        named = Path(filename)
+        if named.parent != target.parent and named not in target.parents:
+            return None
+    left = f"the previous {target.name} is left as it was" if existed else "nothing was written"
+    return WriteFailed(f"cannot write {target}: {reason}; {left}")
+
+
 def some(items: Sequence[str], shown: int = SHOWN_ITEMS) -> str:
     """The first `shown` items, comma-separated, and how many more there are."""
     listed = ", ".join(items[:shown])
@@ -34,9 +71,12 @@ def user_error(error: BaseException) -> BaseException | None:
     kosum raises `InputError` (and its `ConfigError`) for what the user gave; an option left
     at `???`, such as `data.path`, or an interpolation that does not resolve is OmegaConf's.
     A run that diverged (`TrainingDiverged`) says why in its message, so it needs no traceback
-    either."""
+    either; so does a write the environment refused (`WriteFailed`, or an `OSError` such as a
+    full disk from a writer that is not kosum's, whose message names the file)."""
     if isinstance(error, InstantiationException):
         return user_error(error.__cause__) if error.__cause__ is not None else None
     unset = MissingMandatoryValue | InterpolationResolutionError  # `???`, or a bad `${...}`
-    known = InputError | FileNotFoundError | TrainingDiverged | unset
+    known = InputError | FileNotFoundError | TrainingDiverged | WriteFailed | unset
+    if isinstance(error, OSError) and error.errno in WRITE_ERRNOS:
+        return error
     return error if isinstance(error, known) else None

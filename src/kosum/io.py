@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from kosum.errors import write_failed
+
 
 def _process_umask() -> int:
     umask = os.umask(0)
@@ -23,20 +25,28 @@ _UMASK = _process_umask()  # read once: setting it to read it is not thread-safe
 
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
-    """Open a temp file beside `path`; on success fsync and rename it over `path`."""
+    """Open a temp file beside `path`; on success fsync and rename it over `path`. A write the
+    environment refuses (full disk, read-only folder) raises `WriteFailed` naming `path`, which
+    keeps its previous content."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    binary = "b" in mode
+    existed = target.exists()
+    tmp_name = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        binary = "b" in mode
         with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide it from other users
         os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        refused = write_failed(error, target, existed)
+        if refused is not None:
+            raise refused from error
         raise
 
 
@@ -47,21 +57,28 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     For folders written by `save_pretrained`, which writes `config.json` first and the weights
     last: a run killed in between would leave a folder that looks complete. Here a crash leaves
     the previous folder (or none); between the two renames the previous one is kept as
-    `.<name>.*.old`.
+    `.<name>.*.old`. A write the environment refuses raises `WriteFailed`, as `atomic_open`.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    existed = target.exists()
+    staging = previous = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        )
         yield staging
         os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide it from other users
-        previous = None
         if target.exists():
             previous = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
             os.replace(target, previous)  # rename(2) replaces the empty placeholder
         os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as error:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        refused = write_failed(error, target, existed)
+        if refused is not None:
+            raise refused from error
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)

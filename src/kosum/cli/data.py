@@ -29,6 +29,7 @@ from kosum.data.aihub import CATEGORIES, SUMMARY_FIELDS, AihubSource, canonical_
 from kosum.data.example import LoadResult
 from kosum.data.synthetic import generate_corpus
 from kosum.data.tables import TABLE_SUFFIXES, TableSource
+from kosum.errors import WriteFailed
 
 _SKIPPED_SHOWN = 50
 
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:  # NoDocumentsError is a ValueError
+    except (FileNotFoundError, ValueError, WriteFailed) as exc:  # NoDocumentsError: a ValueError
         print(f"kosum-data: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error

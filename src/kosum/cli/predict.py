@@ -28,9 +28,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedTokenizerBase
 
+from kosum.cli.writable_output import unwritable_reason
 from kosum.config import config_dir, register_resolvers
 from kosum.data.prompts import PromptTemplate
-from kosum.errors import InputError, some
+from kosum.errors import InputError, WriteFailed, some
 from kosum.generation import GenerationSettings
 from kosum.inference.batched import GenerationResult, generate_summaries
 from kosum.inference.inputs import InputDocuments, read_inputs
@@ -163,7 +164,8 @@ def check_options(cfg: DictConfig) -> None:
 
 def _check_output_paths(cfg: DictConfig) -> None:
     """Before anything is generated: the submission and timings files must be new paths of
-    their own (writing one over the input, or over the other, would lose it)."""
+    their own (writing one over the input, or over the other, would lose it), in folders
+    that can be written."""
     written = {"output": Path(cfg.output)}
     if cfg.get("timings"):
         written["timings"] = Path(cfg.timings)
@@ -172,6 +174,8 @@ def _check_output_paths(cfg: DictConfig) -> None:
             raise InputError(f"{key}={path}: is a folder; give a file path")
         if path.resolve() == Path(cfg.input).resolve():
             raise InputError(f"{key}={path}: is the input file; write elsewhere")
+        if (reason := unwritable_reason(path.absolute().parent)) is not None:
+            raise InputError(f"{key}={path}: cannot be written ({reason})")
     if len({path.resolve() for path in written.values()}) < len(written):
         raise InputError(f"output and timings are the same file ({cfg.output}); use two paths")
 
@@ -291,7 +295,7 @@ def _log_report(report: dict[str, Any]) -> None:
 def main(cfg: DictConfig) -> None:
     try:
         run_prediction(cfg)
-    except InputError as error:
+    except (InputError, WriteFailed) as error:
         print(f"kosum-predict: error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from kosum.errors import WriteFailed
 from kosum.report.build import build_report
 
 
@@ -55,8 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_resamples=args.resamples,
             seed=args.seed,
         )
-    except FileNotFoundError as error:
-        print(f"kosum-report: {error}", file=sys.stderr)
+    except (FileNotFoundError, WriteFailed) as error:
+        print(f"kosum-report: error: {error}", file=sys.stderr)
         return 2
     print(f"report: {files.markdown}")
     print(f"        {files.html}")

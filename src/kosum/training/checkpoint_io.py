@@ -18,6 +18,8 @@ import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors.torch import load_file, save_file
 
+from kosum.errors import write_failed
+
 _TENSOR, _TUPLE, _PAIRS = "__tensor__", "__tuple__", "__pairs__"
 META_KEY = "kosum_checkpoint"
 
@@ -90,6 +92,11 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return value
 
 
+def cut_short_writes(folder: Path) -> list[Path]:
+    """The staging files (`.last.ckpt.<pid>.tmp`) that writes killed midway left in `folder`."""
+    return sorted(folder.glob(".*.ckpt.*.tmp"))
+
+
 class SafetensorsCheckpointIO(CheckpointIO):
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
@@ -97,11 +104,19 @@ class SafetensorsCheckpointIO(CheckpointIO):
         encoder = _Encoder()
         skeleton = encoder.encode(checkpoint, "checkpoint")
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        existed = target.exists()
         # Written beside the target and renamed over it: a kill mid-write keeps the old file.
         staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        save_file(encoder.tensors, staging, metadata={META_KEY: json.dumps(skeleton)})
-        os.replace(staging, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_file(encoder.tensors, staging, metadata={META_KEY: json.dumps(skeleton)})
+            os.replace(staging, target)
+        except BaseException as error:
+            staging.unlink(missing_ok=True)
+            refused = write_failed(error, target, existed)
+            if refused is not None:
+                raise refused from error
+            raise
 
     def load_checkpoint(
         self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None

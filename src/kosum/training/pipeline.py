@@ -32,6 +32,7 @@ from kosum.models.trained import (
 )
 from kosum.report.tracking import log_run_outputs
 from kosum.training.budget import fit_trainable_budget
+from kosum.training.checkpoint_io import cut_short_writes
 from kosum.training.config_checks import build_trainer, check_config, check_launch
 from kosum.training.fast_dropout import enable_fast_cpu_dropout
 from kosum.training.model_card import rouge_intervals, write_model_card
@@ -224,7 +225,12 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     if cfg.ckpt_path:  # checked by check_config: a file in this run's checkpoints/
         return str(cfg.ckpt_path)
     last = run_dir / "checkpoints" / "last.ckpt"
-    if cfg.resume == "auto" and last.exists():
+    if cfg.resume != "auto":
+        return None
+    for leftover in cut_short_writes(last.parent):  # the kill that stopped the run hit a write
+        log.warning("removing %s: a checkpoint write cut short (%s is intact)", leftover, last.name)
+        leftover.unlink(missing_ok=True)
+    if last.exists():
         log.warning("resuming from %s", last)
         return str(last)
     return None

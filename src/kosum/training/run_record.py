@@ -26,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from kosum.errors import WriteFailed
 from kosum.io import write_json
 from kosum.training.config_checks import ConfigError
 
@@ -97,21 +98,22 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
                     cfg.paths.output_dir,
                 )
                 raise
-            write_results(
-                cfg.paths.output_dir,
-                {
-                    "status": "failed",
-                    "method": cfg.get("method"),
-                    "seed": cfg.get("seed"),
-                    "error": f"{type(error).__name__}: {error}",
-                    "traceback": traceback.format_exc(),
-                    "wall_time_s": time.perf_counter() - started,
-                    "versions": library_versions(),
-                    "git_commit": git_commit(),
-                    "config": _resolved_or_raw(cfg),
-                    "composition": _composition_or_none(cfg),
-                },
-            )
+            failed = {
+                "status": "failed",
+                "method": cfg.get("method"),
+                "seed": cfg.get("seed"),
+                "error": f"{type(error).__name__}: {error}",
+                "traceback": traceback.format_exc(),
+                "wall_time_s": time.perf_counter() - started,
+                "versions": library_versions(),
+                "git_commit": git_commit(),
+                "config": _resolved_or_raw(cfg),
+                "composition": _composition_or_none(cfg),
+            }
+            try:
+                write_results(cfg.paths.output_dir, failed)
+            except (OSError, WriteFailed) as unwritten:  # a full disk: the first error matters
+                log.error("the failure could not be recorded: %s", unwritten)
             raise
 
     return wrapper
@@ -120,8 +122,11 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
 def failure_note(run_dir: str | Path) -> str:
     """Where a failed command's error went, for its one-line message: a refused command
     leaves a completed run's record alone (`record_failures`)."""
-    if is_completed(run_dir):
+    status = recorded_status(run_dir)
+    if status == "completed":
         return f"not recorded: {run_dir}/results.json keeps the completed run"
+    if status != "failed":
+        return f"not recorded: {run_dir}/results.json could not be written"
     return f"recorded in {run_dir}/results.json"
 
 
