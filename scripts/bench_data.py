@@ -7,10 +7,14 @@ over the ten categories, then times
   and, with `--zip`, from one zip of them;
 - `SummarizationDataModule.setup()` with a byte-level BPE tokenizer and the seed's 1024/128
   lengths: the first load (parse, normalise, split, tokenise, write the cache) and the cached
-  reload by a new data module with the same settings.
+  reload by a new data module with the same settings;
+- with `--defects FRACTION`: `AihubSource.load()` of a corpus with that fraction of documents
+  broken in every known way (`kosum.data.corruption`), against the same documents intact, both
+  with a fifth of them in a zip: the ratio of the two load times (issue #19 asks for <= 2).
 `build_replica` is importable for other benchmarks.
 
     .venv/bin/python scripts/bench_data.py --docs 20000 [--zip] [--vocab-size 8000]
+    .venv/bin/python scripts/bench_data.py --docs 10000 --defects 0.01
 
 Not for: correctness checks (the tests do that); numbers depend on disk and page cache.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import tempfile
 import time
 import zipfile
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from kosum.data.aihub import CATEGORIES, AihubSource
+from kosum.data.corruption import DEFECTS, NAME_DEFECTS, document_like, write_corpus
 from kosum.data.datamodule import SummarizationDataModule
 from kosum.data.prompts import PromptTemplate
 from kosum.data.synthetic import generate_corpus
@@ -145,13 +151,48 @@ def time_tokenized_cache(root: Path, cache_dir: Path, vocab_size: int) -> dict[s
     }
 
 
+def time_defective_load(tmp_dir: Path, n_docs: int, fraction: float) -> dict[str, float]:
+    """Load times of `n_docs` documents intact and with `fraction` of them broken (every
+    defect in turn; name defects on zip members), and their ratio, best of three each."""
+    template = json.loads(next(iter(_templates(tmp_dir)))[0])
+    documents = [document_like(template, n, CATEGORIES[n % len(CATEGORIES)]) for n in range(n_docs)]
+    zipped = range(n_docs - n_docs // 5, n_docs)
+    kinds = [DEFECTS[k % len(DEFECTS)] for k in range(round(n_docs * fraction))]
+    in_names = [kind for kind in kinds if kind in NAME_DEFECTS]
+    in_files = [kind for kind in kinds if kind not in NAME_DEFECTS]
+    rng = random.Random(0)
+    defects = dict(zip(rng.sample(range(zipped.start), len(in_files)), in_files, strict=True))
+    defects |= dict(zip(rng.sample(zipped, len(in_names)), in_names, strict=True))
+    timings = {}
+    for name, broken in (("intact", {}), ("defective", defects)):
+        corpus = write_corpus(tmp_dir / name, documents, broken, zipped)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            result = AihubSource(corpus.root).load()
+            best = min(best, time.perf_counter() - start)
+        assert {e.id for e in result.examples} == corpus.good_ids, name
+        timings[f"{name}_load_s"] = round(best, 3)
+        timings[f"{name}_skipped"] = len(result.skipped)
+    timings["defective_over_intact"] = round(
+        timings["defective_load_s"] / timings["intact_load_s"], 2
+    )
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=160_000, help="documents to replicate")
     parser.add_argument("--zip", action="store_true", help="also time reading it from a zip")
     parser.add_argument("--vocab-size", type=int, default=8_000, help="BPE vocabulary size")
+    parser.add_argument(
+        "--defects", type=float, help="only time loading with this fraction of documents broken"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kosum-bench-") as tmp:
+        if args.defects:
+            print("defects:", json.dumps(time_defective_load(Path(tmp), args.docs, args.defects)))
+            return
         start = time.perf_counter()
         root = build_replica(tmp, args.docs)
         print(f"replica: {args.docs} files in {time.perf_counter() - start:.1f} s ({root})")

@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from kosum.config import config_dir, register_resolvers
 from kosum.data.aihub import CATEGORIES, SETS, AihubSource, NoDocumentsError
+from kosum.data.corruption import document_like
 from kosum.data.normalize import normalize_text
 from kosum.data.synthetic import generate_corpus
 
@@ -68,12 +69,7 @@ def good_files(request: pytest.FixtureRequest, news: list[Path]) -> list[Path]:
 
 def _document(template: dict, number: int, category: str = "news_r") -> dict:
     """A copy of a good document under new ids (so it is not a duplicate of the original)."""
-    doc = json.loads(json.dumps(template))
-    doc_id = f"REPORT-{category}-{number:05d}"
-    doc["Meta(Acqusition)"]["doc_id"] = doc_id
-    doc["Meta(Acqusition)"]["doc_type"] = category
-    doc["Meta(Refine)"]["passage_id"] = f"{doc_id}-00001"
-    return doc
+    return document_like(template, number, category)
 
 
 def _write(path: Path, doc: dict) -> bytes:
@@ -356,79 +352,35 @@ def test_shared_sample_config_finds_the_samples_from_any_directory(
     assert root.resolve() == (shared_data / "aihub582_sample").resolve()
 
 
-CORRUPTIONS = (
-    "truncated JSON",
-    "cp949 bytes",
-    "latin-1 bytes",
-    "no Annotation",
-    "null summary",
-    "blank passage",
-    "numeric passage",
-    "list summary",
-    "empty file",
-    "duplicate id",
-)
-
-
-def _corrupt(kind: str, doc: dict, good: bytes) -> bytes:
-    """`doc` (written as `good`) broken in one known way."""
-    if kind == "truncated JSON":
-        return good[: len(good) // 2]
-    if kind == "cp949 bytes":
-        return json.dumps(doc, ensure_ascii=False).encode("cp949", "replace")
-    if kind == "latin-1 bytes":
-        return '{"a": "café"}'.encode("latin-1")
-    if kind == "empty file":
-        return b""
-    broken = json.loads(good)
-    if kind == "no Annotation":
-        del broken["Annotation"]
-    elif kind == "null summary":
-        broken["Annotation"]["summary1"] = None
-    elif kind == "blank passage":
-        broken["Meta(Refine)"]["passage"] = " \u200b "
-    elif kind == "numeric passage":
-        broken["Meta(Refine)"]["passage"] = 7
-    elif kind == "list summary":
-        broken["Annotation"]["summary1"] = ["가"]
-    return json.dumps(broken, ensure_ascii=False).encode()
-
-
 @pytest.mark.slow
 def test_ten_thousand_files_with_one_percent_corrupted_lose_no_good_document(
     template: dict, tmp_path: Path
 ):
-    """10,000 AI-Hub files from a seeded generator, 1% corrupted in every known way (10 each):
-    exact counts of loaded and skipped documents, every good document kept."""
+    """10,000 AI-Hub documents from a seeded generator, 2,000 of them in a zip, 1% broken in
+    every known way (`kosum.data.corruption.DEFECTS`, 10 content defects in files or members,
+    5 defects of zip member names): exact counts of loaded and skipped documents; every good
+    document kept, whatever its member's name, with its category and split."""
     import random
 
-    folder = tmp_path / "2~3sent" / "Training"
-    folder.mkdir(parents=True)
+    from kosum.data.corruption import CONTENT_DEFECTS, DUPLICATE, NAME_DEFECTS, write_corpus
+
+    documents = [_document(template, n, CATEGORIES[n % len(CATEGORIES)]) for n in range(10_000)]
+    zipped = range(8_000, 10_000)
     rng = random.Random(0)
-    corrupted = dict(zip(rng.sample(range(10_000), 100), CORRUPTIONS * 10, strict=True))
-    good_ids = set()
-    for number in range(10_000):
-        category = CATEGORIES[number % len(CATEGORIES)]
-        doc = _document(template, number, category)
-        good = json.dumps(doc, ensure_ascii=False).encode()
-        path = folder / f"REPORT-{category}-{number:05d}-00001.json"
-        kind = corrupted.get(number)
-        if kind == "duplicate id":  # a second file holding an earlier document's passage
-            path = folder / f"REPORT-{category}-{number:05d}-00001-copy.json"
-            good_ids.add(doc["Meta(Refine)"]["passage_id"])
-            path.write_bytes(good)
-            (folder / f"REPORT-{category}-{number:05d}-00001.json").write_bytes(good)
-            continue
-        path.write_bytes(good if kind is None else _corrupt(kind, doc, good))
-        if kind is None:
-            good_ids.add(doc["Meta(Refine)"]["passage_id"])
+    in_content = (*CONTENT_DEFECTS, DUPLICATE) * 7  # 70, in files and members alike
+    defects = dict(zip(rng.sample(range(10_000), 70), in_content, strict=True))
+    names = rng.sample([n for n in zipped if n not in defects], 30)
+    defects |= dict(zip(names, NAME_DEFECTS * 6, strict=True))
+    corpus = write_corpus(tmp_path, documents, defects, zipped)
 
     result = AihubSource(tmp_path).load()
 
-    assert {e.id for e in result.examples} == good_ids  # no good document lost
-    assert len(result.examples) == 9_910  # 9,900 untouched + the first copy of 10 duplicates
-    assert len(result.skipped) == 100  # 90 broken files + 10 second copies
+    assert {e.id for e in result.examples} == corpus.good_ids  # no good document lost
+    assert len(result.examples) == 9_937  # all but the 63 broken in content
+    assert len(result.skipped) == 76  # 63 broken + 6 truncated twins of a name + 7 copies
     reasons = Counter(
         "duplicate" if s.reason.startswith("duplicate id") else "other" for s in result.skipped
     )
-    assert reasons == {"duplicate": 10, "other": 90}
+    assert reasons == {"duplicate": 7, "other": 69}
+    assert all(e.category == e.id.split("-")[1] for e in result.examples)
+    assert {e.split for e in result.examples} == {"train"}  # backslash folders read as folders

@@ -43,8 +43,9 @@ def _start_train(cache_dir: Path, run_dir: Path, *extra: str) -> subprocess.Pope
             sys.executable,
             "-m",
             "kosum.cli.train",
+            *(arg for arg in extra if arg.startswith("--")),  # Hydra's flags come first
             "experiment=smoke",
-            *extra,
+            *(arg for arg in extra if not arg.startswith("--")),
             f"hydra.run.dir={run_dir}",
         ],
         cwd=REPO_ROOT,
@@ -57,20 +58,29 @@ def _start_train(cache_dir: Path, run_dir: Path, *extra: str) -> subprocess.Pope
 
 @pytest.mark.slow
 def test_jobs_starting_at_once_share_a_cold_cache_and_get_a_serial_runs_data(tmp_path: Path):
-    """Two processes build the same corpus, tokenizer and tokenised splits into one empty
-    cache at the same time; each trains exactly as a run on its own cache does."""
+    """Two processes, and the two parallel jobs of a joblib sweep, build the same corpus,
+    tokenizer and tokenised splits into one empty cache at the same time; each trains exactly
+    as a run on its own cache does."""
     serial = _start_train(tmp_path / "cache_serial", tmp_path / "serial")
     assert serial.wait() == 0, serial.stderr.read()
     shared = tmp_path / "cache_shared"
     started = [_start_train(shared, tmp_path / f"at_once_{n}") for n in range(2)]
     for process in started:
         assert process.wait() == 0, process.stderr.read()
+    swept = tmp_path / "cache_swept"
+    sweep = _start_train(
+        swept, tmp_path / "unused", "--multirun", "launcher=joblib", "seed=42,42",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+    )  # fmt: skip
+    assert sweep.wait() == 0, sweep.stderr.read()
     expected = json.loads((tmp_path / "serial" / "results.json").read_text(encoding="utf-8"))
-    for n in range(2):
-        run = json.loads((tmp_path / f"at_once_{n}" / "results.json").read_text(encoding="utf-8"))
-        assert run["metrics"] == expected["metrics"]
-        assert run["data"]["examples"] == expected["data"]["examples"]
-    assert not list(shared.rglob("*.tmp")) and not list(shared.rglob(".*.tmp"))  # no leftovers
+    at_once = [tmp_path / "at_once_0", tmp_path / "at_once_1"]
+    for run_dir in [*at_once, tmp_path / "sweep" / "0", tmp_path / "sweep" / "1"]:
+        run = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+        assert run["metrics"] == expected["metrics"], run_dir
+        assert run["data"]["examples"] == expected["data"]["examples"], run_dir
+    for cache in (shared, swept):
+        assert not list(cache.rglob("*.tmp")) and not list(cache.rglob(".*.tmp"))  # no leftovers
 
 
 SECRETS = {

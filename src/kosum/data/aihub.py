@@ -368,8 +368,13 @@ def _list_files(root: Path) -> Iterator[tuple[str, tuple[str, ...]]]:
 
 
 def _member_name(info: zipfile.ZipInfo) -> str:
-    """A zip member's real name: zipfile decodes names without the UTF-8 flag as cp437, while
-    Korean archivers write UTF-8 or CP949 there. Re-decode when that gives a printable name."""
+    """A zip member's real name, with `/` between folders: zipfile decodes names without the
+    UTF-8 flag as cp437, while Korean archivers write UTF-8 or CP949 there (re-decoded when
+    that gives a printable name), and Windows archivers may separate folders with `\\`."""
+    return _decoded_member_name(info).replace("\\", "/")
+
+
+def _decoded_member_name(info: zipfile.ZipInfo) -> str:
     if info.flag_bits & _ZIP_UTF8_FLAG:
         return info.filename
     try:
