@@ -32,6 +32,8 @@ def _assert_valid_record(record: dict, method: str) -> None:
     assert record["peak_memory_kind"] in {"rss", "process_rss"} and record["peak_memory_mb"] > 0
     assert record["versions"]["torch"] and record["versions"]["peft"]
     assert "git_commit" in record
+    # what float results on CPU depend on, besides the versions
+    assert record["hardware"]["torch_threads"] >= 1 and record["hardware"]["cpu"]
 
 
 @pytest.mark.parametrize("method", ["lora", "prefix", "prefix_encdec"])

@@ -29,6 +29,7 @@ from kosum.training.pipeline import build_datamodule, write_predictions
 from kosum.training.run_record import (
     failure_note,
     git_commit,
+    hardware,
     library_versions,
     record_failures,
     write_results,
@@ -121,6 +122,7 @@ def run_evaluation(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": time.perf_counter() - started,
         "data": datamodule.data_summary,
         "versions": library_versions(),
+        "hardware": hardware(),
         "git_commit": git_commit(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -41,7 +41,7 @@ from kosum.methods.peft_method import MERGEABLE
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
 from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
 from kosum.training.config_checks import ConfigError, check_generate_arguments
-from kosum.training.run_record import git_commit, library_versions
+from kosum.training.run_record import git_commit, hardware, library_versions
 
 register_resolvers()
 log = logging.getLogger(__name__)
@@ -261,6 +261,7 @@ def run_prediction(cfg: DictConfig) -> dict[str, Any]:
             "first_sentence": settings.first_sentence,
         },
         "versions": library_versions(),
+        "hardware": hardware(),
         "git_commit": git_commit(),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -43,6 +43,7 @@ from kosum.training.run_record import (
     completed_record,
     composition,
     git_commit,
+    hardware,
     library_versions,
     write_results,
 )
@@ -191,6 +192,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "peak_memory_kind": peak_memory_kind,
         "data": datamodule.data_summary,
         "versions": library_versions(),
+        "hardware": hardware(),
         "git_commit": commit,
         "run_dir": str(run_dir),
         "config": resolved,

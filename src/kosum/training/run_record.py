@@ -14,6 +14,7 @@ import functools
 import importlib.metadata
 import json
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -56,6 +57,37 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def hardware() -> dict[str, Any]:
+    """Where the numbers were computed. On CPU, float results depend on the processor's
+    instruction set and on torch's thread count (a reduction split over more threads adds in
+    another order), so a run reproduces bit for bit where these match; a joblib sweep's
+    jobs, for one, run with fewer threads each than a run on its own."""
+    import torch
+
+    record: dict[str, Any] = {
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # the kernels torch chose
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        record["gpus"] = [torch.cuda.get_device_name(i) for i in range(count)]
+    return record
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
@@ -106,6 +138,7 @@ def record_failures(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
                 "traceback": traceback.format_exc(),
                 "wall_time_s": time.perf_counter() - started,
                 "versions": library_versions(),
+                "hardware": hardware(),
                 "git_commit": git_commit(),
                 "config": _resolved_or_raw(cfg),
                 "composition": _composition_or_none(cfg),
