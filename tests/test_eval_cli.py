@@ -13,7 +13,8 @@ from kosum.cli.evaluate import evaluation_config
 from kosum.cli.predict import prediction_settings
 from kosum.errors import InputError
 from kosum.io import read_jsonl
-from kosum.models.trained import BASE_MODEL_DIR, RUN_CONFIG, load_trained, run_config
+from kosum.models.trained import load_trained, run_config
+from kosum.run_folder import BASE_MODEL, RUN_CONFIG
 from tiny_models import tiny_t5
 
 
@@ -111,7 +112,7 @@ def test_zero_shot_run_can_be_evaluated_again_and_missing_data_exits_2(run_cli, 
 def test_a_trained_run_without_its_weights_is_not_taken_for_its_base(tmp_path: Path):
     run_dir = tmp_path / "run"
     model = tiny_t5(50)
-    model.save_pretrained(run_dir / BASE_MODEL_DIR)  # a random-init base, as runs keep it
+    model.save_pretrained(run_dir / BASE_MODEL)  # a random-init base, as runs keep it
     OmegaConf.save({"peft": {"_target_": "peft.LoraConfig"}}, run_dir / RUN_CONFIG)
     with pytest.raises(FileNotFoundError, match="holds no trained model"):
         load_trained(run_dir)

@@ -22,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from kosum.config import config_dir, register_resolvers
 from kosum.errors import InputError, user_error
-from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
+from kosum.models.trained import kosum_node, load_trained, run_config
+from kosum.run_folder import RUN_CONFIG
 from kosum.training.config_checks import build_trainer, check_generate_arguments
 from kosum.training.module import SummarizationModule
 from kosum.training.pipeline import build_datamodule, write_predictions

@@ -39,7 +39,8 @@ from kosum.io import atomic_open, write_json, write_jsonl
 from kosum.methods.factory import method_of_model
 from kosum.methods.peft_method import MERGEABLE
 from kosum.models.backbone import ModelSpec, load_model, load_tokenizer
-from kosum.models.trained import RUN_CONFIG, kosum_node, load_trained, run_config
+from kosum.models.trained import kosum_node, load_trained, run_config
+from kosum.run_folder import PREDICTION_RECORD, RUN_CONFIG
 from kosum.training.config_checks import ConfigError, check_generate_arguments
 from kosum.training.run_record import git_commit, hardware, library_versions
 
@@ -47,7 +48,6 @@ register_resolvers()
 log = logging.getLogger(__name__)
 
 # Beside .hydra/ in the prediction run directory: how the submission was made.
-PREDICTION_RECORD = "prediction.json"
 FROM_RUN = ("prompt", "generation")
 DEFAULT_MAX_SOURCE_LENGTH = 1024
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from kosum.errors import InputError
+from kosum.run_folder import ADAPTER
 
 # The file a kosum method's saved adapter is recognised by (PEFT's is `adapter_config.json`).
 KOSUM_ADAPTER_CONFIG = "kosum_adapter.json"
@@ -55,7 +56,7 @@ class Method(ABC):
     # The setting that sizes the trainable part (`r`, `num_virtual_tokens`), None if none.
     size_knob: ClassVar[str | None] = None
     # Folder of the run directory its trained weights are saved in.
-    saved_folder: ClassVar[str] = "adapter"
+    saved_folder: ClassVar[str] = ADAPTER
 
     def check(self) -> None:
         """Raise `ConfigError` (one line naming the setting) for settings that cannot work;

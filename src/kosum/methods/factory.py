@@ -19,6 +19,7 @@ from torch import nn
 from kosum.errors import InputError
 from kosum.methods.base import KOSUM_ADAPTER_CONFIG, Method, registered_method
 from kosum.methods.peft_method import PeftMethod, load_peft_adapter
+from kosum.run_folder import FULL_MODEL
 
 PEFT_ADAPTER_CONFIG = "adapter_config.json"
 
@@ -28,7 +29,7 @@ class FullFineTuning(Method):
 
     name: ClassVar[str] = "full"
     has_adapter: ClassVar[bool] = False
-    saved_folder: ClassVar[str] = "model"
+    saved_folder: ClassVar[str] = FULL_MODEL
 
     def apply(self, base_model: nn.Module, base_revision: str | None = None) -> nn.Module:
         return base_model.requires_grad_(True)

@@ -24,21 +24,15 @@ from kosum.config import config_dir
 from kosum.errors import InputError
 from kosum.methods.base import Method
 from kosum.methods.factory import (
-    FullFineTuning,
     adapter_base,
     is_adapter_folder,
     load_adapter,
 )
 from kosum.models.backbone import ModelSpec, load_model, load_pretrained, refuse_pickled
+from kosum.run_folder import ADAPTER, BASE_MODEL, FULL_MODEL, RUN_CONFIG, TOKENIZER
 from kosum.training.run_record import recorded_status
 
 log = logging.getLogger(__name__)
-
-ADAPTER_DIR = Method.saved_folder
-FULL_MODEL_DIR = FullFineTuning.saved_folder
-BASE_MODEL_DIR = "base_model"
-MERGED_MODEL_DIR = "merged"
-RUN_CONFIG = "resolved_config.yaml"
 
 
 def load_trained(
@@ -51,7 +45,7 @@ def load_trained(
     folder's own config never allows them).
     """
     path = Path(run_or_adapter)
-    for candidate in (path / ADAPTER_DIR, path / FULL_MODEL_DIR, path):
+    for candidate in (path / ADAPTER, path / FULL_MODEL, path):
         if is_adapter_folder(candidate):
             refuse_pickled(candidate, allow_pickle)
             model = _load_adapter(candidate, base_name_or_path, allow_pickle)
@@ -62,8 +56,8 @@ def load_trained(
     if zero_shot is not None:
         return zero_shot
     raise FileNotFoundError(
-        f"{path} holds no trained model: expected an adapter in {ADAPTER_DIR}/ "
-        f"(adapter_config.json or kosum_adapter.json), {FULL_MODEL_DIR}/config.json, or an "
+        f"{path} holds no trained model: expected an adapter in {ADAPTER}/ "
+        f"(adapter_config.json or kosum_adapter.json), {FULL_MODEL}/config.json, or an "
         "adapter/model folder"
     )
 
@@ -176,7 +170,7 @@ def _zero_shot_base(
     config = OmegaConf.load(config_file)
     if _trains(config):
         return None
-    saved_base = run_dir / BASE_MODEL_DIR
+    saved_base = run_dir / BASE_MODEL
     if (saved_base / "config.json").exists():
         return _load_full_model(saved_base, allow_pickle)
     spec: ModelSpec = instantiate(kosum_node(config, "model", str(config_file)))
@@ -184,14 +178,14 @@ def _zero_shot_base(
         return None
     spec.trust_remote_code = False  # never run code a run folder points to
     spec.allow_pickle = allow_pickle  # nor load its pickles unless the caller allows them
-    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / TOKENIZER)
     return load_model(spec, tokenizer).eval(), tokenizer
 
 
 def _load_adapter(
     adapter_dir: Path, base_name_or_path: str | None, allow_pickle: bool
 ) -> torch.nn.Module:
-    local_base = adapter_dir.parent / BASE_MODEL_DIR
+    local_base = adapter_dir.parent / BASE_MODEL
     revision = None  # a base given by the caller is loaded as given
     if base_name_or_path is None:
         if local_base.exists():

@@ -37,12 +37,12 @@ from kosum.io import parse_jsonl
 from kosum.metrics import paired_permutation, rouge_per_example
 from kosum.report.collect import Run, setting_keys
 from kosum.report.labels import config_label, format_value
+from kosum.run_folder import PREDICTIONS, RESULTS
 
 log = logging.getLogger(__name__)
 
 CONFIDENCE = 0.95
 PRIMARY_METRIC = "rougeL"
-PREDICTIONS_FILE = "predictions.jsonl"
 
 Setting = tuple[str, Any]
 
@@ -135,7 +135,7 @@ def _is_prediction(row: dict[str, Any]) -> bool:
 def _example_scores(run_dir: Path) -> dict[str, tuple[float, str | None]]:
     """Per-example test ROUGE-L F1 and category of one run, by example id ({} without
     predictions)."""
-    path = run_dir / PREDICTIONS_FILE
+    path = run_dir / PREDICTIONS
     if not path.exists():
         return {}
     rows = []
@@ -321,7 +321,7 @@ def _config(method: str, settings: tuple[Setting, ...], runs: list[Run]) -> Conf
 
 def _results_mtime(run: Run) -> float:
     try:
-        return (run.path / "results.json").stat().st_mtime
+        return (run.path / RESULTS).stat().st_mtime
     except OSError:
         return -math.inf
 

@@ -41,10 +41,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kosum.io import atomic_open
 from kosum.report.labels import format_value
+from kosum.run_folder import RESULTS
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
 METRIC_KEYS: tuple[str, ...] = (
     "rouge1",
     "rouge2",
@@ -151,7 +151,7 @@ def find_run_dirs(roots: Iterable[str | Path]) -> list[Path]:
                 subfolders.clear()
                 continue
             visited.add(real)
-            if RESULTS_FILE in files:
+            if RESULTS in files:
                 found.add(real)
     return sorted(found, key=_natural_key)
 
@@ -228,11 +228,11 @@ def _overridden_values(composition: Composition) -> dict[str, Any]:
 def _read_record(run_dir: Path) -> dict[str, Any]:
     """The run's `results.json`, which must be a JSON object."""
     try:
-        record = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
+        record = json.loads((run_dir / RESULTS).read_text(encoding="utf-8"))
     except ValueError as error:  # invalid JSON or UTF-8: name the file
-        raise ValueError(f"{RESULTS_FILE}: {error}") from None
+        raise ValueError(f"{RESULTS}: {error}") from None
     if not isinstance(record, dict):
-        raise TypeError(f"{RESULTS_FILE}: not a JSON object")
+        raise TypeError(f"{RESULTS}: not a JSON object")
     return record
 
 

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from kosum.io import atomic_open
 from kosum.report.aggregate import Comparison, Config
 from kosum.report.labels import config_label
+from kosum.run_folder import METRICS
 
-METRICS_FILE = "metrics.csv"
 VAL_ROUGE_COLUMN = "val/rougeL"
 ROUGE_NAMES = {"rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L"}
 RANK = "peft.r"
@@ -233,7 +233,7 @@ def category_matrix(comparisons: Sequence[Comparison], path: Path) -> Path | Non
 
 def validation_curve(run_dir: Path) -> list[tuple[int, float]]:
     """(step, val/rougeL) rows of a run's Lightning metrics.csv ([] without one)."""
-    path = run_dir / METRICS_FILE
+    path = run_dir / METRICS
     if not path.exists():
         return []
     with path.open(encoding="utf-8", newline="") as handle:

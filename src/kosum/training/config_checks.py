@@ -29,6 +29,7 @@ from kosum.methods.base import Method
 from kosum.methods.factory import as_method
 from kosum.methods.peft_method import MERGEABLE
 from kosum.metrics.rouge import ROUGE_KEYS
+from kosum.run_folder import CHECKPOINTS
 from kosum.training.budget import check_budget
 from kosum.training.optimizers import build_optimizer
 
@@ -204,7 +205,7 @@ def _check_resume(cfg: DictConfig, method: Method) -> None:
     checkpoint = Path(ckpt_path)
     if not checkpoint.is_file():
         raise ConfigError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    own = Path(cfg.paths.output_dir) / "checkpoints"
+    own = Path(cfg.paths.output_dir) / CHECKPOINTS
     if checkpoint.resolve().parent != own.resolve():
         raise ConfigError(
             f"ckpt_path={ckpt_path} belongs to another run folder than this run's ({own.parent}):"

@@ -25,12 +25,18 @@ from kosum.io import atomic_directory, atomic_open, write_jsonl
 from kosum.methods.base import Method
 from kosum.methods.factory import apply_method, as_method, parameter_counts
 from kosum.models.backbone import load_model, load_tokenizer
-from kosum.models.trained import (
-    BASE_MODEL_DIR,
-    MERGED_MODEL_DIR,
-    RUN_CONFIG,
-)
 from kosum.report.tracking import log_run_outputs
+from kosum.run_folder import (
+    BASE_MODEL,
+    CHECKPOINTS,
+    LAST_CHECKPOINT,
+    MERGED_MODEL,
+    METRICS,
+    PREDICTIONS,
+    RESULTS,
+    RUN_CONFIG,
+    TOKENIZER,
+)
 from kosum.training.budget import fit_trainable_budget
 from kosum.training.checkpoint_io import cut_short_writes
 from kosum.training.config_checks import build_trainer, check_config, check_launch
@@ -89,7 +95,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         # listed by kosum-report, as unfinished, instead of missing without a trace. A resumed
         # run's earlier record is kept aside (resuming a finished run to train longer).
         if resume_from:
-            _keep_aside(run_dir / "results.json")
+            _keep_aside(run_dir / RESULTS)
         write_results(
             run_dir,
             {
@@ -113,12 +119,12 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     datamodule.set_tokenizer(tokenizer)
     datamodule.setup()
     if writes:
-        save_pretrained(run_dir / "tokenizer", tokenizer)
+        save_pretrained(run_dir / TOKENIZER, tokenizer)
 
     L.seed_everything(cfg.seed, workers=True)  # model init independent of data-loading work
     base_model = load_model(spec, tokenizer)
     if spec.is_random_init and writes:  # so the adapter can be reloaded onto the very same weights
-        save_pretrained(run_dir / BASE_MODEL_DIR, base_model, tokenizer)
+        save_pretrained(run_dir / BASE_MODEL, base_model, tokenizer)
     if cfg.gradient_checkpointing:
         base_model.gradient_checkpointing_enable({"use_reentrant": False})
     model = apply_method(base_model, method, base_revision=spec.revision)
@@ -143,7 +149,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     if not trained:
         resume_from = None
     if resume_from and writes:  # Lightning's CSV logger would delete the interrupted run's log
-        _keep_aside(run_dir / "metrics.csv")
+        _keep_aside(run_dir / METRICS)
     with warnings.catch_warnings():
         # The CSV logger, writing its first line here, warns that "previous log files will be
         # deleted" whenever its folder is not empty, and the run folder always holds .hydra/:
@@ -173,7 +179,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         _save_trained_weights(method, model, tokenizer, run_dir)
     if cfg.merge and writes:
         merged = copy.deepcopy(model).merge_and_unload()
-        save_pretrained(run_dir / MERGED_MODEL_DIR, merged, tokenizer)
+        save_pretrained(run_dir / MERGED_MODEL, merged, tokenizer)
     metrics = dict(module.last_eval_metrics.get("test", {}))
     metrics.update({f"val_{k}": v for k, v in best_val.items()})
     if "test" in module.eval_outputs and writes:
@@ -226,7 +232,7 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint to resume from: `ckpt_path`, or with `resume=auto` this run's last one."""
     if cfg.ckpt_path:  # checked by check_config: a file in this run's checkpoints/
         return str(cfg.ckpt_path)
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = run_dir / CHECKPOINTS / LAST_CHECKPOINT
     if cfg.resume != "auto":
         return None
     for leftover in cut_short_writes(last.parent):  # the kill that stopped the run hit a write
@@ -305,4 +311,4 @@ def write_predictions(
     run_dir: Path, module: SummarizationModule, datamodule: SummarizationDataModule, split: str
 ) -> None:
     """`predictions.jsonl`: one row per evaluated example, in dataset order."""
-    write_jsonl(run_dir / "predictions.jsonl", prediction_rows(module, datamodule, split))
+    write_jsonl(run_dir / PREDICTIONS, prediction_rows(module, datamodule, split))

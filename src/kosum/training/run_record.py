@@ -29,6 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kosum.errors import WriteFailed
 from kosum.io import write_json
+from kosum.run_folder import RESULTS
 from kosum.training.config_checks import ConfigError
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ def failure_note(run_dir: str | Path) -> str:
 def recorded_status(run_dir: str | Path) -> str | None:
     """The `status` of `run_dir/results.json`, or None when there is no readable record."""
     try:
-        record = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+        record = json.loads((Path(run_dir) / RESULTS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return record.get("status") if isinstance(record, dict) else None
@@ -186,7 +187,7 @@ def completed_record(run_dir: str | Path, resolved: dict[str, Any]) -> dict[str,
     resolved; compared in full but for `START_KEYS`), else None. With `resume=auto` such a run
     is not trained again: re-running a killed sweep finishes only its unfinished jobs."""
     try:
-        record = json.loads((Path(run_dir) / "results.json").read_text(encoding="utf-8"))
+        record = json.loads((Path(run_dir) / RESULTS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(record, dict) or record.get("status") != "completed":
@@ -235,7 +236,7 @@ def _resolved_or_raw(cfg: DictConfig) -> Any:
 
 
 def write_results(run_dir: str | Path, record: dict[str, Any]) -> Path:
-    path = Path(run_dir) / "results.json"
+    path = Path(run_dir) / RESULTS
     write_json(path, record)
     log.info("wrote %s", path)
     return path
