@@ -32,6 +32,7 @@ def _bench(tmp_path: Path, *args: str) -> dict:
     return json.loads(output.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_bench_predict_runs_every_candidate(tmp_path: Path):
     report = _bench(
         tmp_path,

@@ -93,6 +93,7 @@ def test_eval_of_a_missing_run_fails_clearly(run_cli, tmp_path: Path):
     assert record["status"] == "failed" and message in record["error"]
 
 
+@pytest.mark.slow
 def test_zero_shot_run_can_be_evaluated_again_and_missing_data_exits_2(run_cli, tmp_path: Path):
     """peft=none saves no weights: kosum-eval reloads its base as the run loaded it and gets
     the run's own test numbers."""
