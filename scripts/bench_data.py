@@ -154,7 +154,7 @@ def time_tokenized_cache(root: Path, cache_dir: Path, vocab_size: int) -> dict[s
 def time_defective_load(tmp_dir: Path, n_docs: int, fraction: float) -> dict[str, float]:
     """Load times of `n_docs` documents intact and with `fraction` of them broken (every
     defect in turn; name defects on zip members), and their ratio, best of three each."""
-    template = json.loads(next(iter(_templates(tmp_dir)))[0])
+    template = json.loads(_templates(tmp_dir)[0][0])
     documents = [document_like(template, n, CATEGORIES[n % len(CATEGORIES)]) for n in range(n_docs)]
     zipped = range(n_docs - n_docs // 5, n_docs)
     kinds = [DEFECTS[k % len(DEFECTS)] for k in range(round(n_docs * fraction))]

@@ -36,8 +36,12 @@ def test_a_nan_loss_stops_the_run_at_its_step_and_records_why(run_cli, tmp_path:
     assert not (run_dir / "checkpoints" / "last.ckpt").exists()
 
 
+def _env(cache_dir: Path) -> dict[str, str]:
+    """A kosum command's environment: the given cache, W&B offline."""
+    return {**os.environ, "KOSUM_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"}
+
+
 def _start_train(cache_dir: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "KOSUM_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"}
     return subprocess.Popen(
         [
             sys.executable,
@@ -49,7 +53,7 @@ def _start_train(cache_dir: Path, run_dir: Path, *extra: str) -> subprocess.Pope
             f"hydra.run.dir={run_dir}",
         ],
         cwd=REPO_ROOT,
-        env=env,
+        env=_env(cache_dir),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -234,12 +238,11 @@ def test_a_run_killed_again_and_again_at_random_moments_ends_as_if_never_killed(
 
 def _inject(cache_dir: Path, fault: str, argument: str, module: str, *args: str):
     """`module` run with one fault (see tests/fault_injection.py) in a process of its own."""
-    env = {**os.environ, "KOSUM_CACHE_DIR": str(cache_dir), "WANDB_MODE": "offline"}
     command = [sys.executable, str(REPO_ROOT / "tests" / "fault_injection.py"), fault, argument]
     return subprocess.run(
         [*command, module, *args],
         cwd=REPO_ROOT,
-        env=env,
+        env=_env(cache_dir),
         capture_output=True,
         text=True,
         timeout=600,

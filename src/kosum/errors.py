@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra.errors import InstantiationException
@@ -39,9 +40,22 @@ class WriteFailed(RuntimeError):
 _RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
-def write_failed(error: BaseException, target: Path, existed: bool) -> WriteFailed | None:
-    """`error` as a `WriteFailed` naming `target` when it is the environment refusing a write
-    (see `WRITE_ERRNOS`); None for anything else, which keeps its own traceback."""
+@contextmanager
+def naming_refused_writes(target: Path) -> Iterator[None]:
+    """Inside the block, a write the environment refuses (see `WRITE_ERRNOS`) is raised as a
+    `WriteFailed` that names `target` and says what is left there; anything else, including
+    an error about a file the block only reads, passes unchanged with its own traceback."""
+    existed = target.exists()
+    try:
+        yield
+    except BaseException as error:
+        refused = _refused_write(error, target, existed)
+        if refused is None:
+            raise
+        raise refused from error
+
+
+def _refused_write(error: BaseException, target: Path, existed: bool) -> WriteFailed | None:
     if isinstance(error, OSError):
         number, reason, filename = error.errno, error.strerror, error.filename
     elif match := _RUST_OS_ERROR.search(str(error)):

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from kosum.errors import write_failed
+from kosum.errors import naming_refused_writes
 
 
 def _process_umask() -> int:
@@ -29,25 +29,24 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     environment refuses (full disk, read-only folder) raises `WriteFailed` naming `path`, which
     keeps its previous content."""
     target = Path(path)
-    existed = target.exists()
     tmp_name = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        binary = "b" in mode
-        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide it from other users
-        os.replace(tmp_name, target)
-    except BaseException as error:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        refused = write_failed(error, target, existed)
-        if refused is not None:
-            raise refused from error
-        raise
+    with naming_refused_writes(target):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+            )
+            binary = "b" in mode
+            with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide it from other users
+            os.replace(tmp_name, target)
+        except BaseException:
+            if tmp_name is not None:
+                Path(tmp_name).unlink(missing_ok=True)
+            raise
 
 
 @contextmanager
@@ -60,26 +59,25 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     `.<name>.*.old`. A write the environment refuses raises `WriteFailed`, as `atomic_open`.
     """
     target = Path(path)
-    existed = target.exists()
     staging = previous = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        )
-        yield staging
-        os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide it from other users
-        if target.exists():
-            previous = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
-            os.replace(target, previous)  # rename(2) replaces the empty placeholder
-        os.replace(staging, target)
-    except BaseException as error:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        refused = write_failed(error, target, existed)
-        if refused is not None:
-            raise refused from error
-        raise
+    with naming_refused_writes(target):
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            )
+            yield staging
+            os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp's 0700 would hide it from other users
+            if target.exists():
+                previous = tempfile.mkdtemp(
+                    prefix=f".{target.name}.", suffix=".old", dir=target.parent
+                )
+                os.replace(target, previous)  # rename(2) replaces the empty placeholder
+            os.replace(staging, target)
+        except BaseException:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)
 

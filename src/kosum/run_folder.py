@@ -11,7 +11,7 @@ what each holds):
     merged/               the adapter folded into the base (merge=true)
     tokenizer/
 
-kosum-predict writes `prediction.json` beside its submission's log in its own folder.
+kosum-predict records how it made a submission in `prediction.json`, in its own run folder.
 """
 
 from __future__ import annotations

@@ -47,7 +47,6 @@ from kosum.training.run_record import git_commit, hardware, library_versions
 register_resolvers()
 log = logging.getLogger(__name__)
 
-# Beside .hydra/ in the prediction run directory: how the submission was made.
 FROM_RUN = ("prompt", "generation")
 DEFAULT_MAX_SOURCE_LENGTH = 1024
 

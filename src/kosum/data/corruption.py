@@ -58,7 +58,7 @@ def broken_content(kind: str, doc: dict) -> bytes:
     if kind == "truncated JSON":
         return good[: len(good) // 2]
     if kind == "cp949 bytes":
-        return json.dumps(doc, ensure_ascii=False).encode("cp949", "replace")
+        return good.decode().encode("cp949", "replace")
     if kind == "latin-1 bytes":
         return '{"a": "café"}'.encode("latin-1")
     if kind == "empty file":

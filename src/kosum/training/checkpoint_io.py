@@ -18,10 +18,11 @@ import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from safetensors.torch import load_file, save_file
 
-from kosum.errors import write_failed
+from kosum.errors import naming_refused_writes
 
 _TENSOR, _TUPLE, _PAIRS = "__tensor__", "__tuple__", "__pairs__"
 META_KEY = "kosum_checkpoint"
+_STAGING = ".{name}.{pid}.tmp"  # beside the checkpoint being written
 
 
 class CheckpointEncodingError(TypeError):
@@ -94,7 +95,7 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 def cut_short_writes(folder: Path) -> list[Path]:
     """The staging files (`.last.ckpt.<pid>.tmp`) that writes killed midway left in `folder`."""
-    return sorted(folder.glob(".*.ckpt.*.tmp"))
+    return sorted(folder.glob(_STAGING.format(name="*.ckpt", pid="*")))
 
 
 class SafetensorsCheckpointIO(CheckpointIO):
@@ -104,19 +105,16 @@ class SafetensorsCheckpointIO(CheckpointIO):
         encoder = _Encoder()
         skeleton = encoder.encode(checkpoint, "checkpoint")
         target = Path(path)
-        existed = target.exists()
         # Written beside the target and renamed over it: a kill mid-write keeps the old file.
-        staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_file(encoder.tensors, staging, metadata={META_KEY: json.dumps(skeleton)})
-            os.replace(staging, target)
-        except BaseException as error:
-            staging.unlink(missing_ok=True)
-            refused = write_failed(error, target, existed)
-            if refused is not None:
-                raise refused from error
-            raise
+        staging = target.with_name(_STAGING.format(name=target.name, pid=os.getpid()))
+        with naming_refused_writes(target):
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_file(encoder.tensors, staging, metadata={META_KEY: json.dumps(skeleton)})
+                os.replace(staging, target)
+            except BaseException:
+                staging.unlink(missing_ok=True)
+                raise
 
     def load_checkpoint(
         self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
