@@ -3,6 +3,7 @@ smoothing, Adafactor, early stopping, and `python -m kosum`."""
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -16,9 +17,11 @@ from hydra.utils import instantiate
 from kosum.errors import ConfigError
 from kosum.generation import GenerationSettings
 from kosum.models.tokenizer_training import train_bpe_tokenizer
+from kosum.report.build import build_report
 from kosum.training.config_checks import check_config
 from kosum.training.memory_estimate import optimizer_states_per_parameter
 from kosum.training.module import SummarizationModule
+from kosum.training.pipeline import run_training
 from tiny_models import tiny_t5
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +76,13 @@ def test_label_smoothing_replaces_the_cross_entropy_only():
 def test_a_label_smoothing_outside_0_1_is_refused(compose_train, tmp_path, value):
     cfg = compose_train(tmp_path, "experiment=smoke", f"label_smoothing={value}")
     with pytest.raises(ConfigError, match="label_smoothing="):
+        check_config(cfg)
+
+
+@pytest.mark.parametrize("key", ["validate_before_training", "merge", "test"])
+def test_a_switch_that_is_not_true_or_false_is_refused(compose_train, tmp_path, key):
+    cfg = compose_train(tmp_path, "experiment=smoke", f"{key}=yes")
+    with pytest.raises(ConfigError, match=f"^{key}='yes': true or false$"):
         check_config(cfg)
 
 
@@ -309,3 +319,58 @@ def test_a_loraplus_run_trains_and_records_its_optimiser(run_cli, tmp_path: Path
     record = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert record["status"] == "completed"
     assert record["config"]["optim"]["_target_"] == "kosum.training.optimizers.loraplus"
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_validating_before_training_records_the_start_and_changes_nothing_else(
+    compose_train, tmp_path: Path
+):
+    """`validate_before_training`: the untrained model's validation is recorded (results.json,
+    step 0 of the curve, the report's table, a resume), and training is the same as without it.
+    LoRA starts from the base model exactly; a prefix does not."""
+    runs = tmp_path / "sweep"
+
+    def train(name: str, *overrides: str) -> dict:
+        cfg = compose_train(runs / name, "experiment=smoke", "seed=1", *overrides)
+        return run_training(cfg)
+
+    plain = train("plain", "trainer.max_epochs=1")
+    started = train("started", "trainer.max_epochs=1", "validate_before_training=true")
+    base = train("base", "peft=none")
+    prefix = train(
+        "prefix", "peft=prefix_encdec", "trainer.max_epochs=1", "validate_before_training=true"
+    )
+
+    start_keys = {"start_val_rougeL", "start_val_loss"}
+    assert start_keys <= set(started["metrics"]) and not start_keys & set(plain["metrics"])
+    assert {k: v for k, v in started["metrics"].items() if k not in start_keys} == plain["metrics"]
+    for name in ("predictions.jsonl", "adapter/adapter_model.safetensors"):
+        assert (runs / "started" / name).read_bytes() == (runs / "plain" / name).read_bytes()
+    trained_rows = _csv_rows(runs / "started" / "metrics.csv")
+    plain_rows = _csv_rows(runs / "plain" / "metrics.csv")
+    losses = [r["train/loss"] for r in trained_rows if r["train/loss"]]
+    assert losses and losses == [r["train/loss"] for r in plain_rows if r["train/loss"]]
+    first_val = next(r for r in trained_rows if r["val/rougeL"])
+    assert first_val["step"] == "0"
+    assert float(first_val["val/loss"]) == pytest.approx(started["metrics"]["start_val_loss"])
+
+    base_val_loss = float(
+        next(r["val/loss"] for r in _csv_rows(runs / "base" / "metrics.csv") if r["val/loss"])
+    )
+    assert started["metrics"]["start_val_loss"] == pytest.approx(base_val_loss, rel=1e-6)
+    assert started["metrics"]["start_val_rougeL"] == pytest.approx(base["metrics"]["val_rougeL"])
+    assert abs(prefix["metrics"]["start_val_loss"] - base_val_loss) > 1e-3
+
+    markdown = build_report([runs], tmp_path / "report", n_resamples=20).markdown
+    assert "val ROUGE-L at start" in markdown.read_text(encoding="utf-8")
+
+    # A resume (to train longer) keeps the start of the run, from its checkpoint.
+    resumed = train(
+        "started", "trainer.max_epochs=2", "validate_before_training=true", "resume=auto"
+    )
+    assert resumed["epochs"] == 2
+    assert resumed["metrics"]["start_val_loss"] == started["metrics"]["start_val_loss"]

@@ -105,14 +105,15 @@ def _number_cell(summary: Summary, scale: float, unit: str) -> str:
 
 
 def _configs_table(comparison: Comparison) -> Table:
+    # "val ROUGE-L at start" when a run validated before training (validate_before_training).
+    rouge_keys = ["rouge1", "rouge2", "rougeL", "val_rougeL"]
+    if any(config.metric("start_val_rougeL").n for config in comparison.configs):
+        rouge_keys.append("start_val_rougeL")
     rows = [
         [
             config.label,
             ", ".join(str(seed) for seed in config.seeds),
-            *(
-                _rouge_cell(config.metric(key), len(config.runs))
-                for key in ("rouge1", "rouge2", "rougeL", "val_rougeL")
-            ),
+            *(_rouge_cell(config.metric(key), len(config.runs)) for key in rouge_keys),
             _params_cell(config),
             _time_cell(config.cost("wall_time_s")),
             _number_cell(config.cost("time_per_step_s"), 1000, "ms"),
@@ -129,6 +130,7 @@ def _configs_table(comparison: Comparison) -> Table:
             "ROUGE-2",
             "ROUGE-L",
             "val ROUGE-L",
+            *(["val ROUGE-L at start"] if "start_val_rougeL" in rouge_keys else []),
             "trainable params",
             "wall time",
             "time / step",

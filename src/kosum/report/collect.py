@@ -53,6 +53,7 @@ METRIC_KEYS: tuple[str, ...] = (
     "gen_len",
     "loss",
     "val_rougeL",
+    "start_val_rougeL",
 )
 COST_KEYS: tuple[str, ...] = (
     "trainable_params",

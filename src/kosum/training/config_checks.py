@@ -53,6 +53,13 @@ POSITIVE_INTEGERS = (
     "peft.r",
     "peft.num_virtual_tokens",
 )
+BOOLEAN_SETTINGS = (
+    "test",
+    "merge",
+    "gradient_checkpointing",
+    "fast_cpu_dropout",
+    "validate_before_training",
+)
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -71,6 +78,10 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value is not None and not (isinstance(value, int) and value >= 1):
             raise ConfigError(f"{key}={value!r}: must be a positive integer")
+    for key in BOOLEAN_SETTINGS:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r}: true or false")
     method = build_method(cfg)
     if cfg.get("gradient_checkpointing", False) and not method.allows_gradient_checkpointing:
         raise ConfigError(

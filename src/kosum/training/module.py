@@ -37,6 +37,9 @@ warnings.filterwarnings(
 )
 
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+# What the validation before training keeps (results.json: start_val_rougeL, start_val_loss).
+START_VAL_METRICS = ("rougeL", "loss")
+START_VAL_KEY = "kosum_start_val"  # its checkpoint entry
 
 
 @dataclass
@@ -141,6 +144,9 @@ class SummarizationModule(L.LightningModule):
         self.strict_loading = False
         self.eval_outputs: dict[str, EvalOutputs] = {}
         self.last_eval_metrics: dict[str, dict[str, Any]] = {}
+        # Validation of the untrained model (`validate_before_training`), kept in checkpoints so
+        # a resumed run still reports where it started.
+        self.start_val_metrics: dict[str, float] = {}
         self._step_started: float | None = None
         self.training_speed = TrainingSpeed()
         self._warned: set[str] = set()  # splits already warned about empty predictions
@@ -234,12 +240,14 @@ class SummarizationModule(L.LightningModule):
         # Dropout draws from the global generator: a resumed run must continue its sequence,
         # under DDP each process its own (this hook runs on every rank; rank 0 writes).
         checkpoint["kosum_rng"] = _rng_state()
+        checkpoint[START_VAL_KEY] = self.start_val_metrics
         if self.trainer.world_size > 1:
             by_rank: list[dict[str, torch.Tensor] | None] = [None] * self.trainer.world_size
             torch.distributed.all_gather_object(by_rank, checkpoint["kosum_rng"])
             checkpoint["kosum_rng"]["by_rank"] = by_rank
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.start_val_metrics = dict(checkpoint.get(START_VAL_KEY) or self.start_val_metrics)
         rng = checkpoint.get("kosum_rng", {})
         by_rank = rng.get("by_rank") or []
         if len(by_rank) == self.trainer.world_size > 1:
@@ -248,6 +256,12 @@ class SummarizationModule(L.LightningModule):
             torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"])
+
+    def keep_start_metrics(self) -> None:
+        """Keep the last validation's scores as the run's starting point (call it after
+        validating the untrained model)."""
+        scores = self.last_eval_metrics.get("val", {})
+        self.start_val_metrics = {k: float(scores[k]) for k in START_VAL_METRICS if k in scores}
 
     # -- evaluation ---------------------------------------------------------------------------
     @torch.inference_mode()

@@ -159,11 +159,15 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams({**resolved, **counts})
 
     if trained:
+        if cfg.validate_before_training and not resume_from:  # a resume has it in its checkpoint
+            validate_untrained(trainer, module, datamodule)
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         best_val = _best_val_metrics(trainer)
     else:  # zero-shot: validate once, so its val_* metrics sit beside the trained methods'
         trainer.validate(module, datamodule=datamodule)
         best_val = {"rougeL": module.last_eval_metrics["val"]["rougeL"]}
+        if cfg.validate_before_training:  # untrained, it ends where it starts
+            module.keep_start_metrics()
     if cfg.test:
         trainer.test(
             module, datamodule=datamodule, ckpt_path="best" if trained and best_val else None
@@ -182,6 +186,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         save_pretrained(run_dir / MERGED_MODEL, merged, tokenizer)
     metrics = dict(module.last_eval_metrics.get("test", {}))
     metrics.update({f"val_{k}": v for k, v in best_val.items()})
+    metrics.update({f"start_val_{k}": v for k, v in module.start_val_metrics.items()})
     if "test" in module.eval_outputs and writes:
         write_predictions(run_dir, module, datamodule, "test")
     record = {
@@ -216,6 +221,21 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             prediction_rows(module, datamodule, "test") if tested else [],
         )
     return record
+
+
+def validate_untrained(
+    trainer: L.Trainer, module: SummarizationModule, datamodule: SummarizationDataModule
+) -> None:
+    """Validate the model as the method built it, before any step: the run's starting point
+    (`start_val_*` in results.json, step 0 of metrics.csv's validation curve). A method that
+    starts from the base model exactly (LoRA's B is zero) scores the zero-shot base's
+    validation; one that does not (a prefix changes every attention it reaches) scores where
+    its training really starts.
+
+    Training is unchanged by it: validation draws nothing from the global random generator
+    (its data loader has its own; sampled decoding is seeded per example)."""
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    module.keep_start_metrics()
 
 
 def _test_intervals(module: SummarizationModule) -> dict[str, list[float]]:
