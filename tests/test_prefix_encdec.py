@@ -331,6 +331,18 @@ def test_text_initialisation_takes_the_base_models_keys_and_values(tmp_path: Pat
         assert all(getattr(m, SLOT).recorded is None for m in attention_modules(base, place))
 
 
+def test_a_zero_prefix_is_zero_and_still_not_the_base_model():
+    """Zero keys get attention weight exp(0) from every query: real tokens' weights shrink."""
+    model = apply_method(_base(), PrefixEncDecConfig(num_virtual_tokens=3, init="zero"))
+    assert all(not table.prefix.any() for table in model.prefixes.values())
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        prefixed = model(input_ids=ids, decoder_input_ids=ids).logits
+        with model.disable_adapter():
+            base = model(input_ids=ids, decoder_input_ids=ids).logits
+    assert not torch.allclose(prefixed, base, atol=1e-4)
+
+
 # -- settings that cannot work ------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("settings", "message"),
@@ -340,12 +352,13 @@ def test_text_initialisation_takes_the_base_models_keys_and_values(tmp_path: Pat
         ({"where": ["cross", "cross"]}, "each place once"),
         ({"where": "encoder"}, "give a non-empty list"),
         ({"num_virtual_tokens": 0}, "peft.num_virtual_tokens=0: must be a positive integer"),
-        ({"init": "zeros"}, r"peft.init='zeros': one of \['random', 'text'\]"),
+        ({"init": "zeros"}, r"peft.init='zeros': one of \['random', 'text', 'zero'\]"),
         ({"init": "text"}, "peft.init=text needs peft.init_text"),
         (
             {"init": "text", "init_text": "요약", "prefix_projection": True},
-            "initialise the prefix itself, not the MLP",
+            "initialises the prefix itself, not the MLP",
         ),
+        ({"init": "zero", "prefix_projection": True}, "peft.init=zero with peft.prefix_projection"),
     ],
 )
 def test_bad_settings_are_one_line_config_errors(settings: dict, message: str):

@@ -18,7 +18,7 @@ from kosum.errors import ConfigError, InputError
 from kosum.methods.base import ADAPTER_WEIGHTS, KOSUM_ADAPTER_CONFIG, Method
 from kosum.methods.prefix_encdec.model import PLACES, PrefixEncDecModel
 
-INITS = ("random", "text")
+INITS = ("random", "text", "zero")
 
 
 @dataclass
@@ -66,10 +66,10 @@ class PrefixEncDecConfig(Method):
             raise ConfigError(f"peft.init={self.init!r}: one of {list(INITS)}")
         if self.init == "text" and not self.init_text:
             raise ConfigError("peft.init=text needs peft.init_text='<words to start from>'")
-        if self.init == "text" and self.prefix_projection:
+        if self.init != "random" and self.prefix_projection:
             raise ConfigError(
-                "peft.init=text with peft.prefix_projection=true: real-token activations "
-                "initialise the prefix itself, not the MLP that produces it; choose one"
+                f"peft.init={self.init} with peft.prefix_projection=true: it initialises the "
+                "prefix itself, not the MLP that produces it; choose one"
             )
 
     def count_trainable(self, skeleton: nn.Module) -> int:
@@ -80,6 +80,8 @@ class PrefixEncDecConfig(Method):
         model = PrefixEncDecModel(base_model, self, base_revision)
         if self.init == "text":
             model.initialise_from_tokens(self._init_token_ids())
+        elif self.init == "zero":
+            model.zero_prefixes()
         return model
 
     def _init_token_ids(self) -> list[int]:

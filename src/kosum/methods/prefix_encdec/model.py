@@ -218,6 +218,13 @@ class PrefixEncDecModel(nn.Module):
         for slot in slots:
             slot.recorded = None
 
+    @torch.no_grad()
+    def zero_prefixes(self) -> None:
+        """Zero keys and values everywhere. Not the base model: every query still gives each
+        prefix position the weight exp(0), which scales its attention to real tokens down."""
+        for table in self.prefixes.values():
+            table.prefix.zero_()
+
     # -- saving and loading --------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path) -> None:
         """`kosum_adapter.json` (the method's settings, the base model) and the folded prefixes
