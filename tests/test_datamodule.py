@@ -7,6 +7,7 @@ here (no model hub), so the module is fast and needs no real data.
 from __future__ import annotations
 
 import csv
+import inspect
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from lightning.fabric.utilities.data import _set_sampler_epoch
+from omegaconf import OmegaConf
 from transformers import PreTrainedTokenizerBase
 
 import kosum.data.datamodule as datamodule_module
@@ -33,6 +35,7 @@ from kosum.data.synthetic import generate_corpus
 from kosum.data.tables import TableSource
 from kosum.data.tokenized import TokenizedSplit
 from kosum.models.tokenizer_training import train_bpe_tokenizer
+from kosum.training.pipeline import build_datamodule
 
 PROMPT = PromptTemplate("다음 글을 한 문장으로 요약: {text}", apply_at="inference")
 
@@ -438,3 +441,36 @@ def test_mid_epoch_resume_skips_only_batches_of_the_same_order(corpus, tokenizer
     datamodule.load_state_dict({"epoch": 0, "train_batches_done": 2})  # an older checkpoint
     assert list(datamodule.train_dataloader().batch_sampler) == full
     assert "another batch order" in caplog.text
+
+
+# -- the data config: each setting listed once, none ignored -----------------------------------
+@pytest.mark.parametrize("data", ["synthetic", "aihub", "table"])
+def test_every_data_setting_reaches_the_data_module_or_the_source(compose_train, tmp_path, data):
+    """A data config's keys are the data module's parameters of the same names, or read by its
+    source (`${data.<key>}`): a key that neither takes would be silently ignored."""
+    (tmp_path / "table.csv").write_text("id,text,summary\n", encoding="utf-8")
+    overrides = {"aihub": [f"data.root={tmp_path}"], "table": [f"data.path={tmp_path}/table.csv"]}
+    cfg = compose_train(tmp_path / "run", f"data={data}", *overrides.get(data, []))
+    parameters = inspect.signature(SummarizationDataModule).parameters
+    source = OmegaConf.to_yaml(OmegaConf.to_container(cfg.data, resolve=False)["source"])
+    unused = [
+        key
+        for key in cfg.data
+        if key != "source" and key not in parameters and f"${{data.{key}}}" not in source
+    ]
+    assert not unused
+    built = build_datamodule(cfg)
+    assert (built.batch_size, built.max_source_length) == (
+        cfg.data.batch_size,
+        cfg.data.max_source_length,
+    )
+
+
+def test_a_data_override_reaches_the_data_module(compose_train, tmp_path):
+    cfg = compose_train(
+        tmp_path, "experiment=smoke", "data.batch_size=3", "data.val_fraction=0.25", "seed=7"
+    )
+    built = build_datamodule(cfg)
+    assert built.batch_size == 3 and built.split_options["val_fraction"] == 0.25
+    assert built.seed == 7 and built.cache_dir == Path(cfg.paths.cache_dir)
+    assert built.category_filter is None  # test_categories null: one filter for all splits

@@ -218,7 +218,7 @@ def test_eval_split_choices_and_run_config_of_an_adapter_folder(tmp_path: Path):
         tmp_path,
         prompt={"template": "{text}"},
         generation={"_target_": "kosum.generation.GenerationSettings"},
-        data={"loader": {"_target_": "kosum.data.datamodule.SummarizationDataModule"}},
+        data={"max_source_length": 64},
     )
     (run_dir / "adapter").mkdir()
     base = {"prompt": None, "generation": None, "data": None}
@@ -226,9 +226,9 @@ def test_eval_split_choices_and_run_config_of_an_adapter_folder(tmp_path: Path):
         OmegaConf.create({**base, "run": str(run_dir / "adapter"), "split": "all"})
     )
     assert cfg.prompt.template == "{text}"  # from the run around the adapter folder
-    assert cfg.data.loader.whole_source_as_test is True
+    assert cfg.data.whole_source_as_test is True
     cfg = evaluation_config(OmegaConf.create({**base, "run": str(run_dir), "split": "test"}))
-    assert "whole_source_as_test" not in cfg.data.loader
+    assert "whole_source_as_test" not in cfg.data
     with pytest.raises(ValueError, match="split='train': choose one of test, val, all"):
         evaluation_config(OmegaConf.create({**base, "run": str(run_dir), "split": "train"}))
 
@@ -240,12 +240,10 @@ def test_other_data_is_truncated_as_the_run_truncated_its_own(tmp_path: Path):
         generation={"_target_": "kosum.generation.GenerationSettings"},
         data={"max_source_length": 128, "max_target_length": 32},
     )
-    table = {"max_source_length": 1024, "max_target_length": 128, "loader": {}}
-    table["loader"] = {**table, "_target_": "kosum.data.datamodule.SummarizationDataModule"}
+    table = {"max_source_length": 1024, "max_target_length": 128}
     base = {"run": str(run_dir), "prompt": None, "generation": None, "split": "all"}
     cfg = evaluation_config(OmegaConf.create({**base, "data": table}))
-    assert (cfg.data.max_source_length, cfg.data.loader.max_source_length) == (128, 128)
-    assert (cfg.data.max_target_length, cfg.data.loader.max_target_length) == (32, 32)
+    assert (cfg.data.max_source_length, cfg.data.max_target_length) == (128, 32)
 
 
 def test_eval_refuses_a_missing_run_and_unknown_generate_arguments(tmp_path: Path):
@@ -254,6 +252,7 @@ def test_eval_refuses_a_missing_run_and_unknown_generate_arguments(tmp_path: Pat
     run_dir = _run_folder_with(
         tmp_path,
         prompt={"template": "{text}"},
+        # as runs before 2026-12-08 recorded it (read without complaint)
         data={"loader": {"_target_": "kosum.data.datamodule.SummarizationDataModule"}},
         generation={
             "_target_": "kosum.generation.GenerationSettings",

@@ -51,7 +51,7 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
         raise InputError("run=<run dir, or its adapter/ or model/ folder> is required")
     run = Path(cfg.run)
     trained = run_config(run)  # the run's, also for an adapter/ or model/ folder inside it
-    if cfg.get("seed") is None:  # before resolving: data.loader.seed follows it
+    if cfg.get("seed") is None:
         seed = trained.get("seed") if trained is not None else None
         # the run's, so sampling draws as the run's test did
         cfg.seed = seed if isinstance(seed, int) else DEFAULT_SEED
@@ -71,7 +71,7 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     if merged["split"] not in SPLITS:
         raise InputError(f"split={merged['split']!r}: choose one of {', '.join(SPLITS)}")
     if merged["split"] == "all":  # every example of the data set, none held out for training
-        merged["data"]["loader"]["whole_source_as_test"] = True
+        merged["data"]["whole_source_as_test"] = True
     check_generate_arguments(merged["generation"].get("generate") or {})
     return OmegaConf.create(merged)
 
@@ -86,8 +86,6 @@ def _keep_the_runs_lengths(data: dict[str, Any], trained: DictConfig) -> None:
         value = run_data.get(key)
         if isinstance(value, int) and f"data.{key}" not in given_keys:
             data[key] = value
-            if isinstance(data.get("loader"), dict):  # resolved: it no longer follows data.*
-                data["loader"][key] = value
 
 
 def run_evaluation(cfg: DictConfig) -> dict[str, Any]:

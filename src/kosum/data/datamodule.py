@@ -11,12 +11,13 @@ settings reloads them without parsing a single file, and says so in the log and 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,17 @@ class SummarizationDataModule(L.LightningDataModule):
         self._examples: dict[str, list[SummaryExample]] | None = None
         self._load_result: LoadResult | None = None
         self._corpus_key: str | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Mapping[str, Any], **arguments: Any
+    ) -> SummarizationDataModule:
+        """The data module of a data config (`conf/data_loader.yaml` with a `conf/data/` file):
+        its keys named like this constructor's parameters, besides `arguments`. A data config
+        lists each setting once; its source's own keys (`root`, `path`, ...) go to the source."""
+        parameters = inspect.signature(cls).parameters
+        chosen = {k: v for k, v in settings.items() if k in parameters and k not in arguments}
+        return cls(**chosen, **arguments)
 
     # -- examples -----------------------------------------------------------------------------
     def corpus_key(self) -> str:

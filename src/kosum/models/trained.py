@@ -79,7 +79,13 @@ def run_config(run: str | Path) -> DictConfig | None:
     for candidate in (path / RUN_CONFIG, path.parent / RUN_CONFIG):
         if candidate.is_file():
             _warn_if_unfinished(candidate.parent)
-            return OmegaConf.load(candidate)
+            config = OmegaConf.load(candidate)
+            data = config.get("data")
+            if isinstance(data, DictConfig) and "loader" in data:
+                # Runs before 2026-12-08 copied the data keys into data.loader, with the data
+                # module's own target: nothing reads it now.
+                del data["loader"]
+            return config
     return None
 
 

@@ -10,7 +10,7 @@ A run's settings are what a comparison can vary over:
 - every key it overrode on the command line or from a sweeper;
 - every other config key whose value differs between runs that agree on all of the above (a
   YAML default edited between two sweeps), compared in the config as Hydra composed it (before
-  interpolation, so `data.loader.seed: ${seed}` is the same in every seed's run).
+  interpolation, so a value set to `${seed}` is the same in every seed's run).
 
 Choices, overrides and the composed config come from results.json's `composition`, which
 kosum-train records because a later command in the same folder replaces `.hydra/`; records
@@ -336,7 +336,7 @@ def _leaves(config: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
 
 def _measured(config: dict[str, Any]) -> dict[str, Any]:
     """A composed config's leaves as hashable values, less the keys that do not change what is
-    measured. Compared before interpolation: `data.loader.seed: ${seed}` reads the same in
+    measured. Compared before interpolation: a value set to `${seed}` reads the same in
     every seed's run, where the resolved config in results.json differs."""
     return {
         key: _hashable(value)

@@ -59,9 +59,15 @@ log = logging.getLogger(__name__)
 
 
 def build_datamodule(cfg: DictConfig) -> SummarizationDataModule:
-    # Built as a partial: instantiate() would turn the prompt object into a config node.
-    make_datamodule = instantiate(cfg.data.loader, _partial_=True)
-    return make_datamodule(source=instantiate(cfg.data.source), prompt=PromptTemplate(**cfg.prompt))
+    """The data module of `cfg.data` (its source instantiated), `cfg.prompt`, the cache and
+    the seed."""
+    return SummarizationDataModule.from_settings(
+        OmegaConf.to_container(cfg.data, resolve=True),
+        source=instantiate(cfg.data.source),
+        prompt=PromptTemplate(**cfg.prompt),
+        cache_dir=cfg.paths.cache_dir,
+        seed=cfg.seed,
+    )
 
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:

@@ -42,6 +42,8 @@ LENGTH_KEY = "training_length"
 LENGTH_TRAINER_KEYS = ("max_epochs", "max_steps", "limit_train_batches")
 # Where things are, or how fast they load: not what is trained (at any depth).
 FREE_KEYS = {
+    # Runs before 2026-12-08 also listed the data keys under data.loader (now read from data.*).
+    "loader",
     "root",
     "path",
     "cache_dir",
