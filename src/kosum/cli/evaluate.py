@@ -26,7 +26,8 @@ from kosum.models.trained import kosum_node, load_trained, run_config
 from kosum.run_folder import RUN_CONFIG
 from kosum.training.config_checks import build_trainer, check_generate_arguments
 from kosum.training.module import SummarizationModule
-from kosum.training.pipeline import build_datamodule, write_predictions
+from kosum.training.pipeline import build_datamodule
+from kosum.training.run_book import write_predictions
 from kosum.training.run_record import (
     failure_note,
     git_commit,
