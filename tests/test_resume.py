@@ -240,6 +240,16 @@ def test_a_resume_compares_the_training_settings_with_the_checkpoints(
     check_resume(checkpoint, _identity(changed))  # nothing to compare with: allowed (logged)
 
 
+def test_a_checkpoint_with_the_older_copy_of_the_data_keys_resumes(compose_train, tmp_path):
+    """Runs before 2026-12-08 also recorded the data keys under data.loader: no difference."""
+    cfg = compose_train(tmp_path / "run", "experiment=smoke")
+    older = OmegaConf.to_container(cfg, resolve=True)
+    older["data"]["loader"] = {"batch_size": cfg.data.batch_size, "seed": cfg.seed}
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: identity(older)}, checkpoint)
+    check_resume(checkpoint, _identity(cfg))
+
+
 def _identity(cfg) -> dict:
     return identity(OmegaConf.to_container(cfg, resolve=True))
 
