@@ -316,13 +316,15 @@ def test_batch_size_and_lengths_are_compared_not_split_into_comparisons(
 
 
 def test_merge_neither_splits_nor_labels_configurations(make_run: MakeRun, tmp_path: Path):
-    """merge=true also exports merged weights; what is measured is the same adapter."""
+    """merge=true also exports merged weights, validate_before_training=true also validates
+    the untrained model; what is measured is the same adapter."""
     make_run("plain", "lora", 1)
     make_run("merged", "lora", 2, overrides=["merge=true"])
+    make_run("started", "lora", 3, overrides=["validate_before_training=true"])
     make_run("ia3", "ia3", 1, overrides=["merge=false"])
     [comparison] = compare(load_runs([tmp_path / "sweep"]))
     assert sorted(config.label for config in comparison.configs) == ["ia3", "lora"]
-    assert [len(config.runs) for config in comparison.configs if config.method == "lora"] == [2]
+    assert [len(config.runs) for config in comparison.configs if config.method == "lora"] == [3]
 
 
 def test_runs_linked_into_a_sweep_folder_are_found_once(lora_vs_prefix: Path, tmp_path):

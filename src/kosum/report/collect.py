@@ -95,6 +95,7 @@ UNMEASURED_LEAVES = frozenset(
 # tests/test_resume.py); seed and method are a run's own fields.
 IGNORED_OVERRIDES: tuple[str, ...] = (
     "merge",  # also exports the merged model; the adapter measured is the same
+    "validate_before_training",  # also validates the untrained model; training is the same
     "paths",
     "hydra",
     "logger",
