@@ -327,6 +327,19 @@ def test_merge_neither_splits_nor_labels_configurations(make_run: MakeRun, tmp_p
     assert [len(config.runs) for config in comparison.configs if config.method == "lora"] == [3]
 
 
+def test_a_run_from_before_the_data_config_change_is_not_another_configuration(
+    make_run: MakeRun, tmp_path: Path
+):
+    """Runs before 2026-12-08 also composed data.loader (a copy of the data keys)."""
+    composed = {"data": {"batch_size": 4}, "optim": {"lr": 2e-4}}
+    older = {**composed, "data": {**composed["data"], "loader": {"seed": "${seed}"}}}
+    for name, seed, config in (("new", 1, composed), ("old", 2, older)):
+        run_dir = make_run(name, "lora", seed)
+        (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    [comparison] = compare(load_runs([tmp_path / "sweep"]))
+    assert [(config.label, len(config.runs)) for config in comparison.configs] == [("lora", 2)]
+
+
 def test_runs_linked_into_a_sweep_folder_are_found_once(lora_vs_prefix: Path, tmp_path):
     """A folder of links to runs kept elsewhere (and a link looping back) is followed, each
     real run once."""

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from kosum.io import read_jsonl
+from kosum.io import read_jsonl, write_json
 from kosum.report.collect import load_runs
 from kosum.training.checkpoint_io import SafetensorsCheckpointIO
 from kosum.training.config_checks import ConfigError
 from kosum.training.run_identity import CHECKPOINT_KEY, check_resume, identity
+from kosum.training.run_record import completed_record
 from kosum.training.wall_clock import WallClock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -241,13 +242,29 @@ def test_a_resume_compares_the_training_settings_with_the_checkpoints(
 
 
 def test_a_checkpoint_with_the_older_copy_of_the_data_keys_resumes(compose_train, tmp_path):
-    """Runs before 2026-12-08 also recorded the data keys under data.loader: no difference."""
+    """Runs before 2026-12-08 also saved the data keys under data.loader: no difference."""
     cfg = compose_train(tmp_path / "run", "experiment=smoke")
-    older = OmegaConf.to_container(cfg, resolve=True)
+    older = _identity(cfg)
     older["data"]["loader"] = {"batch_size": cfg.data.batch_size, "seed": cfg.seed}
     checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: identity(older)}, checkpoint)
+    SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: older}, checkpoint)
     check_resume(checkpoint, _identity(cfg))
+    older["data"]["loader"]["batch_size"] += 1  # only the old copy may go: data.* still counts
+    older["data"]["batch_size"] += 1
+    SafetensorsCheckpointIO().save_checkpoint({CHECKPOINT_KEY: older}, checkpoint)
+    with pytest.raises(ConfigError, match=r"data\.batch_size: "):
+        check_resume(checkpoint, _identity(cfg))
+
+
+def test_resume_auto_knows_a_run_completed_before_the_data_config_change(tmp_path: Path):
+    """A completed run is not trained again by resume=auto: with the older data.loader copy in
+    its record, and whether the re-run asks for validate_before_training or not."""
+    config = {"seed": 1, "data": {"batch_size": 4}, "resume": "auto"}
+    older = {"seed": 1, "data": {"batch_size": 4, "loader": {"batch_size": 4}}, "resume": False}
+    write_json(tmp_path / "results.json", {"status": "completed", "config": older})
+    assert completed_record(tmp_path, config) is not None
+    assert completed_record(tmp_path, {**config, "validate_before_training": True}) is not None
+    assert completed_record(tmp_path, {**config, "seed": 2}) is None
 
 
 def _identity(cfg) -> dict:

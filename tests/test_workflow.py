@@ -374,3 +374,21 @@ def test_validating_before_training_records_the_start_and_changes_nothing_else(
     )
     assert resumed["epochs"] == 2
     assert resumed["metrics"]["start_val_loss"] == started["metrics"]["start_val_loss"]
+
+
+def test_a_resume_of_a_run_trained_without_the_start_validation_says_it_has_none(
+    compose_train, tmp_path: Path, caplog
+):
+    run_dir = tmp_path / "run"
+    run_training(compose_train(run_dir, "experiment=smoke", "trainer.max_epochs=1"))
+    resumed = run_training(
+        compose_train(
+            run_dir,
+            "experiment=smoke",
+            "trainer.max_epochs=2",
+            "resume=auto",
+            "validate_before_training=true",
+        )
+    )
+    assert resumed["epochs"] == 2 and "start_val_rougeL" not in resumed["metrics"]
+    assert "was trained without it: no start_val_* in results.json" in caplog.text

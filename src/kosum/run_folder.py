@@ -16,6 +16,9 @@ kosum-predict records how it made a submission in `prediction.json`, in its own 
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 RUN_CONFIG = "resolved_config.yaml"
 RESULTS = "results.json"
 PREDICTIONS = "predictions.jsonl"
@@ -28,3 +31,12 @@ BASE_MODEL = "base_model"
 MERGED_MODEL = "merged"
 TOKENIZER = "tokenizer"
 PREDICTION_RECORD = "prediction.json"
+
+
+def drop_older_layout(config: MutableMapping[str, Any]) -> None:
+    """Remove, in place, what runs before 2026-12-08 recorded in their config and no longer
+    means anything: `data.loader`, a copy of the data keys (read from `data.*` now). Applied
+    wherever an older run's config is compared with or read like a current one."""
+    data = config.get("data")
+    if isinstance(data, MutableMapping) and "loader" in data:
+        del data["loader"]

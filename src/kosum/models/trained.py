@@ -29,7 +29,14 @@ from kosum.methods.factory import (
     load_adapter,
 )
 from kosum.models.backbone import ModelSpec, load_model, load_pretrained, refuse_pickled
-from kosum.run_folder import ADAPTER, BASE_MODEL, FULL_MODEL, RUN_CONFIG, TOKENIZER
+from kosum.run_folder import (
+    ADAPTER,
+    BASE_MODEL,
+    FULL_MODEL,
+    RUN_CONFIG,
+    TOKENIZER,
+    drop_older_layout,
+)
 from kosum.training.run_record import recorded_status
 
 log = logging.getLogger(__name__)
@@ -80,11 +87,7 @@ def run_config(run: str | Path) -> DictConfig | None:
         if candidate.is_file():
             _warn_if_unfinished(candidate.parent)
             config = OmegaConf.load(candidate)
-            data = config.get("data")
-            if isinstance(data, DictConfig) and "loader" in data:
-                # Runs before 2026-12-08 copied the data keys into data.loader, with the data
-                # module's own target: nothing reads it now.
-                del data["loader"]
+            drop_older_layout(config)  # its data.loader has a target no conf/data/ file has
             return config
     return None
 
@@ -138,19 +141,11 @@ def _items(node: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
 
 @functools.cache
 def _config_targets(group: str) -> frozenset[str]:
-    """The `_target_`s of kosum's own configs of one group (`conf/<group>/*.yaml`), and of the
-    configs outside the group they include by absolute path (`- /data_loader@_here_`)."""
-    root = Path(config_dir())
-    paths = list((root / group).glob("*.yaml"))
+    """The `_target_`s of kosum's own configs of one group (`conf/<group>/*.yaml`)."""
     targets = set()
-    for path in paths:
+    for path in (Path(config_dir()) / group).glob("*.yaml"):
         content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         targets |= {v for _, k, v in _items(content, "") if k == "_target_"}
-        for entry in content.get("defaults") or []:
-            if isinstance(entry, str) and entry.startswith("/"):
-                included = root / f"{entry[1:].split('@')[0]}.yaml"
-                if included.is_file() and included not in paths:
-                    paths.append(included)  # scanned in its turn by this loop
     return frozenset(targets)
 
 

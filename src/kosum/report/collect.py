@@ -22,6 +22,7 @@ Config values come from results.json's resolved `config`; a failed run has none,
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -41,7 +42,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kosum.io import atomic_open
 from kosum.report.labels import format_value
-from kosum.run_folder import RESULTS
+from kosum.run_folder import RESULTS, drop_older_layout
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,8 @@ def _measured(config: dict[str, Any]) -> dict[str, Any]:
     """A composed config's leaves as hashable values, less the keys that do not change what is
     measured. Compared before interpolation: a value set to `${seed}` reads the same in
     every seed's run, where the resolved config in results.json differs."""
+    config = copy.deepcopy(config)
+    drop_older_layout(config)  # a run from before 2026-12-08 is not another configuration
     return {
         key: _hashable(value)
         for key, value in _leaves(config)

@@ -92,11 +92,11 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     resume_from = resume_from if method.trains else None
     book.log_hyperparams(loggers, parameter_counts(model), resumed=bool(resume_from))
 
-    best_val = fit(cfg, trainer, module, datamodule, resume_from)
+    best_val = train_or_validate(cfg, trainer, module, datamodule, resume_from)
     if cfg.test:
         best = method.trains and best_val
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if best else None)
-    book.measure_peak_memory(trainer, loggers)
+    book.log_peak_memory(trainer, loggers)
     save_weights(cfg, trainer, module, method, tokenizer, book, best_val)
     return book.close(trainer, module, datamodule, method, best_val, loggers)
 
@@ -133,7 +133,7 @@ def build_model(
     return model
 
 
-def fit(
+def train_or_validate(
     cfg: DictConfig,
     trainer: L.Trainer,
     module: SummarizationModule,
@@ -141,16 +141,22 @@ def fit(
     resume_from: str | None,
 ) -> dict[str, float]:
     """Train (after a validation of the untrained model, if asked) and return the best
-    validation score. A method that trains nothing (zero-shot) is validated once, so its val_*
-    metrics sit beside the trained methods'."""
+    validation score ({} without one). A method that trains nothing (zero-shot) is validated
+    once instead, so its val_* metrics sit beside the trained methods'."""
     if not module.method.trains:
         trainer.validate(module, datamodule=datamodule)
         if cfg.validate_before_training:  # untrained, it ends where it starts
             module.keep_start_metrics()
         return {"rougeL": module.last_eval_metrics["val"]["rougeL"]}
-    if cfg.validate_before_training and not resume_from:  # a resume has it in its checkpoint
+    if cfg.validate_before_training and not resume_from:  # a resume reads it from the checkpoint
         validate_untrained(trainer, module, datamodule)
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+    if cfg.validate_before_training and not module.start_val_metrics:
+        log.warning(
+            "validate_before_training=true, but %s was trained without it: no start_val_* in "
+            "results.json (the untrained model cannot be validated after a resume)",
+            resume_from,
+        )
     checkpoint = trainer.checkpoint_callback
     if checkpoint is None or checkpoint.best_model_score is None:
         return {}

@@ -5,7 +5,8 @@ loads data it writes `resolved_config.yaml` and a `running` results.json, so a r
 before it ends is still listed by kosum-report, as unfinished. When it ends it writes the
 completed record (metrics, costs, data, versions, hardware, config), the adapter's model card
 and the test predictions, and hands the loggers the adapter and the predictions. Under DDP every
-process keeps a book; only global rank 0 writes.
+process keeps a book; only global rank 0 writes. `write_predictions` writes the same
+predictions file for kosum-eval.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class RunBook:
         self.run_dir = Path(cfg.paths.output_dir)
         self.budget: FittedBudget | None = None
         self.resolved: dict[str, Any] = {}
-        self.writes = True  # False on the other ranks of a DDP run
+        self.writes = True  # set by begin(): False on the other ranks of a DDP run
         self.commit: str | None = None
         self.composed: dict[str, Any] = {}
         self.counts: dict[str, Any] = {}
@@ -106,7 +107,7 @@ class RunBook:
             for logger in loggers:
                 logger.log_hyperparams({**self.resolved, **counts})
 
-    def measure_peak_memory(self, trainer: L.Trainer, loggers: list[Any]) -> None:
+    def log_peak_memory(self, trainer: L.Trainer, loggers: list[Any]) -> None:
         """The run's peak memory once it has trained and tested, logged once beside the
         per-step and per-validation metrics."""
         self.peak_memory_mb, self.peak_memory_kind = self.peak_memory.mb(

@@ -20,6 +20,7 @@ from typing import Any
 
 from safetensors import safe_open
 
+from kosum.run_folder import drop_older_layout
 from kosum.training.checkpoint_io import META_KEY
 from kosum.training.config_checks import ConfigError
 
@@ -42,8 +43,6 @@ LENGTH_KEY = "training_length"
 LENGTH_TRAINER_KEYS = ("max_epochs", "max_steps", "limit_train_batches")
 # Where things are, or how fast they load: not what is trained (at any depth).
 FREE_KEYS = {
-    # Runs before 2026-12-08 also listed the data keys under data.loader (now read from data.*).
-    "loader",
     "root",
     "path",
     "cache_dir",
@@ -95,6 +94,7 @@ def check_resume(checkpoint: str | Path, current: dict[str, Any]) -> None:
     if saved is None:
         log.warning("%s records no training settings (an older kosum): not compared", checkpoint)
         return
+    drop_older_layout(saved)  # the free keys were never saved, but an older layout was
     saved_length, current_length = saved.get(LENGTH_KEY), current.get(LENGTH_KEY)
     longer = differences(saved_length, current_length) if saved_length is not None else []
     if longer:

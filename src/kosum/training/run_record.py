@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kosum.errors import WriteFailed
 from kosum.io import write_json
-from kosum.run_folder import RESULTS
+from kosum.run_folder import RESULTS, drop_older_layout
 from kosum.training.config_checks import ConfigError
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,10 @@ def is_completed(run_dir: str | Path) -> bool:
     return recorded_status(run_dir) == "completed"
 
 
-# How a run was started, not what it is: a re-run may differ in these and still be the same run.
-START_KEYS = ("resume", "ckpt_path")
+# How a run was started, or what it adds on the side, not what it is: a re-run may differ in
+# these and still be the same run (validate_before_training's validation cannot be added to a
+# trained run anyway: it happens before the first step).
+START_KEYS = ("resume", "ckpt_path", "validate_before_training")
 
 
 def completed_record(run_dir: str | Path, resolved: dict[str, Any]) -> dict[str, Any] | None:
@@ -193,7 +195,10 @@ def completed_record(run_dir: str | Path, resolved: dict[str, Any]) -> dict[str,
     if not isinstance(record, dict) or record.get("status") != "completed":
         return None
     recorded = record.get("config")
-    if not isinstance(recorded, dict) or _without_start(recorded) != _without_start(resolved):
+    if not isinstance(recorded, dict):
+        return None
+    drop_older_layout(recorded)
+    if _without_start(recorded) != _without_start(resolved):
         return None
     return record
 
