@@ -3,7 +3,6 @@ once, exact resume; and the launches kosum refuses (DDP inside a local --multiru
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from kosum.errors import ConfigError
 from kosum.io import read_jsonl
 from kosum.methods.factory import FullFineTuning
 from kosum.methods.peft_method import PeftMethod
+from kosum.report.plots import validation_curve
 from kosum.training.checkpoint_io import SafetensorsCheckpointIO
 from kosum.training.config_checks import check_launch
 
@@ -116,11 +116,6 @@ def test_fsdp_on_cpu_is_refused_in_one_line(run_cli, tmp_path: Path):
     assert error.startswith("kosum-train: error: trainer: The strategy `fsdp` requires a GPU")
 
 
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def _train(run_cli, run_dir: Path, *extra: str) -> dict:
     result = run_cli("kosum.cli.train", *RUN_ARGS, *extra, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -135,8 +130,7 @@ def test_a_ddp_run_and_its_single_process_evaluation_agree(run_cli, tmp_path: Pa
     # The validation before training ran sharded too: its gathered score, at step 0.
     start = record["metrics"].pop("start_val_rougeL")
     assert 0.0 <= start <= 1.0 and record["metrics"].pop("start_val_loss") > 0
-    curve = [row for row in read_csv(run_dir / "metrics.csv") if row["val/rougeL"]]
-    assert curve[0]["step"] == "0" and float(curve[0]["val/rougeL"]) == pytest.approx(start)
+    assert validation_curve(run_dir)[0] == (0, pytest.approx(start))
     assert record["config"]["trainer"]["devices"] == 2
     predictions = read_jsonl(run_dir / "predictions.jsonl")
     ids = [row["id"] for row in predictions]

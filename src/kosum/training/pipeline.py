@@ -64,9 +64,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             "%s: this configuration completed there already; not trained again", book.run_dir
         )
         return finished
+    run_identity = identity(book.resolved)
     resume_from = resume_checkpoint(cfg, book.run_dir)
     if resume_from:  # before any data is loaded: the checkpoint must be of this training
-        check_resume(resume_from, identity(book.resolved))
+        check_resume(resume_from, run_identity)
     loggers = [instantiate(node) for node in cfg.logger.values()]
     callbacks = [instantiate(node) for node in cfg.get("callbacks", {}).values()]
     trainer = build_trainer(cfg.trainer, logger=loggers, callbacks=[*callbacks, book.wall_clock])
@@ -83,7 +84,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler),
         generation=instantiate(cfg.generation),
-        run_identity=identity(book.resolved),
+        run_identity=run_identity,
         method=method,
         val_generation=instantiate(cfg.val_generation),
         label_smoothing=cfg.label_smoothing,

@@ -134,9 +134,9 @@ class RunBook:
         metrics = dict(module.last_eval_metrics.get("test", {}))
         metrics.update({f"val_{k}": v for k, v in best_val.items()})
         metrics.update({f"start_val_{k}": v for k, v in module.start_val_metrics.items()})
-        tested = "test" in module.eval_outputs and self.writes  # rank 0's to write
-        rows = prediction_rows(module, datamodule, "test") if tested else []
-        if tested:
+        writes_predictions = self.writes and "test" in module.eval_outputs
+        rows = prediction_rows(module, datamodule, "test") if writes_predictions else []
+        if writes_predictions:
             write_jsonl(self.run_dir / PREDICTIONS, rows)
         record = {
             "status": "completed",

@@ -10,6 +10,7 @@ Schemas (also in docs/run-records.md):
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.metadata
 import json
@@ -194,7 +195,7 @@ def completed_record(run_dir: str | Path, resolved: dict[str, Any]) -> dict[str,
         return None
     if not isinstance(record, dict) or record.get("status") != "completed":
         return None
-    recorded = record.get("config")
+    recorded = copy.deepcopy(record.get("config"))  # compared; the record is returned as read
     if not isinstance(recorded, dict):
         return None
     drop_older_layout(recorded)
